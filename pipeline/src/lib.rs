@@ -1,0 +1,1 @@
+//! orca-etm runtime.

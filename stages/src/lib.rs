@@ -1,0 +1,8 @@
+//! The stages of the orca-etm pipeline, one module each.
+//!
+//! Data flows `fetch` → `parse` → `transform` → `dedupe` → `sink`. The types
+//! that cross a stage boundary live in [`model`] and [`page`], so that a stage
+//! depends on its neighbours' data, never on their code.
+
+pub mod model;
+pub mod page;
