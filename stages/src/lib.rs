@@ -4,5 +4,7 @@
 //! that cross a stage boundary live in [`model`] and [`page`], so that a stage
 //! depends on its neighbours' data, never on their code.
 
+pub mod channel;
 pub mod model;
 pub mod page;
+pub mod secret;

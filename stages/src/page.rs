@@ -62,3 +62,9 @@ pub struct PageSummary {
     /// Rows that became dead letters.
     pub dead_letters: usize,
 }
+
+impl crate::channel::Weighted for Page {
+    fn weight(&self) -> usize {
+        1
+    }
+}
