@@ -7,4 +7,5 @@
 pub mod channel;
 pub mod model;
 pub mod page;
+pub mod parse;
 pub mod secret;

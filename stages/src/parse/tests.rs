@@ -1,0 +1,231 @@
+use super::*;
+use crate::model::RecordKind;
+
+fn query(kind: RecordKind) -> Arc<QueryInfo> {
+    Arc::new(QueryInfo {
+        label: "AwsEc2Instance".into(),
+        model: "AwsEc2Instance".into(),
+        kind,
+    })
+}
+
+fn case(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../shared/cases/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn summary(p: &ParsedPage) -> &PageSummary {
+    match &p.verdict {
+        PageVerdict::Read(s) => s,
+        other => panic!("expected a read page, got {other:?}"),
+    }
+}
+
+fn names(p: &ParsedPage) -> Vec<String> {
+    p.records
+        .iter()
+        .map(|r| r.item.get_str("name").unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn lone_surrogate_costs_one_value_not_the_page() {
+    let mut parser = Parser::new();
+    let page = parser.parse(
+        &query(RecordKind::Asset),
+        0,
+        &case("01-lone-surrogate.json"),
+    );
+    let s = summary(&page);
+    assert_eq!(s.rows, 3);
+    assert_eq!(s.total_items, Some(3));
+    assert_eq!(
+        s.ids,
+        vec![
+            "vm_111111111111_i-000000000000000a1-id",
+            "vm_111111111111_i-000000000000000a2-id",
+            "vm_111111111111_i-000000000000000a3-id"
+        ]
+    );
+    assert_eq!(names(&page), vec!["ok-1", "bad \u{fffd} name", "ok-3"]);
+    let host = page.records[1]
+        .item
+        .get("data")
+        .and_then(|d| d.get("Hostname"))
+        .and_then(|h| h.get_str("value"));
+    assert_eq!(host, Some("bad \u{fffd} name"));
+    assert_eq!(page.repairs.get(&Repair::LoneSurrogate), Some(&2));
+    assert!(page.dead_letters.is_empty());
+}
+
+#[test]
+fn number_out_of_range_becomes_null_and_is_counted() {
+    let mut parser = Parser::new();
+    let page = parser.parse(
+        &query(RecordKind::Asset),
+        0,
+        &case("02-number-out-of-range.json"),
+    );
+    assert_eq!(summary(&page).rows, 1);
+    let cpu = page.records[0]
+        .item
+        .get("data")
+        .and_then(|d| d.get("CpuCount"))
+        .and_then(|c| c.get("value"))
+        .cloned();
+    assert_eq!(cpu, Some(OwnedValue::null()));
+    assert_eq!(page.repairs.get(&Repair::NumberOutOfRange), Some(&1));
+    // Other values of the record are intact.
+    let mem = page.records[0]
+        .item
+        .get("data")
+        .and_then(|d| d.get("Memory"))
+        .and_then(|c| c.get_u64("value"));
+    assert_eq!(mem, Some(8192));
+}
+
+#[test]
+fn byte_order_mark_is_ignored() {
+    let mut parser = Parser::new();
+    let body = case("06-byte-order-mark.json");
+    assert!(body.starts_with(BOM));
+    let page = parser.parse(&query(RecordKind::Asset), 0, &body);
+    assert_eq!(names(&page), vec!["bom"]);
+    assert!(page.repairs.is_empty());
+}
+
+#[test]
+fn every_case_file_is_read_without_losing_a_row() {
+    let dir = format!("{}/../../shared/cases", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let body = std::fs::read(&path).unwrap();
+        let page = Parser::new().parse(&query(RecordKind::Finding), 0, &body);
+        let s = summary(&page);
+        assert_eq!(
+            s.rows,
+            page.records.len() + page.dead_letters.len(),
+            "{path:?}"
+        );
+        assert_eq!(Some(s.rows as u64), s.total_items, "{path:?}");
+        seen += 1;
+    }
+    assert!(seen >= 7);
+}
+
+#[test]
+fn an_unreadable_row_is_a_dead_letter_with_its_id() {
+    let body = br#"{"status":"success","total_items":3,"data":[
+        {"id":"a","name":"one"},
+        {"id":"b","name": tru, "x": [1,}},
+        {"id":"c","name":"three"}]}"#;
+    let page = Parser::new().parse(&query(RecordKind::Finding), 2000, body);
+    assert_eq!(names(&page), vec!["one", "three"]);
+    assert_eq!(page.dead_letters.len(), 1);
+    let dl = &page.dead_letters[0];
+    assert_eq!(dl.reason, "invalid_json");
+    assert_eq!(dl.stage, "parse");
+    assert_eq!(dl.offset, 2000);
+    assert_eq!(dl.query, "AwsEc2Instance");
+    assert!(dl.raw.contains(r#""id":"b""#));
+    let s = summary(&page);
+    assert_eq!(s.ids, vec!["a", "b", "c"]);
+    assert_eq!(s.dead_letters, 1);
+}
+
+#[test]
+fn non_object_rows_are_dead_letters() {
+    let body = br#"{"status":"success","data":[{"id":"a"}, 7, "x", null]}"#;
+    let page = Parser::new().parse(&query(RecordKind::Asset), 0, body);
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.dead_letters.len(), 3);
+    assert!(page
+        .dead_letters
+        .iter()
+        .all(|d| d.reason == "not_an_object"));
+    assert_eq!(page.dead_letters[0].raw, "7");
+}
+
+#[test]
+fn truncated_bodies_are_malformed_not_data() {
+    let full = br#"{"status":"success","total_items":2,"data":[{"id":"a"},{"id":"b"}]}"#;
+    for cut in [10, 40, 50, full.len() - 1] {
+        let page = Parser::new().parse(&query(RecordKind::Asset), 0, &full[..cut]);
+        assert!(
+            matches!(page.verdict, PageVerdict::Malformed(_)),
+            "cut at {cut}: {:?}",
+            page.verdict
+        );
+        assert!(page.records.is_empty());
+    }
+    for body in [
+        &b""[..],
+        b"<html>502 Bad Gateway</html>",
+        b"null",
+        br#"{"status":"success"}"#,
+    ] {
+        let page = Parser::new().parse(&query(RecordKind::Asset), 0, body);
+        assert!(
+            matches!(page.verdict, PageVerdict::Malformed(_)),
+            "{body:?}"
+        );
+    }
+}
+
+#[test]
+fn failure_status_is_an_error_not_data() {
+    let body = br#"{"status":"failure","error":"invalid limit 1000000","data":[{"id":"x"}]}"#;
+    let page = Parser::new().parse(&query(RecordKind::Asset), 0, body);
+    assert_eq!(
+        page.verdict,
+        PageVerdict::Failure("Orca answered status `failure`: invalid limit 1000000".into())
+    );
+    assert!(page.records.is_empty());
+}
+
+#[test]
+fn unknown_top_level_keys_are_ignored_and_empty_pages_end() {
+    let body = br#"{"status":"success","total_items":5,"data":[],"next":"x","took_ms":3}"#;
+    let page = Parser::new().parse(&query(RecordKind::Asset), 5000, body);
+    let s = summary(&page);
+    assert_eq!((s.rows, s.total_items), (0, Some(5)));
+    let bare = br#"[{"id":"a"},{"id":"b"}]"#;
+    let page = Parser::new().parse(&query(RecordKind::Asset), 0, bare);
+    assert_eq!(summary(&page).ids, vec!["a", "b"]);
+}
+
+#[test]
+fn a_parser_is_reusable_across_pages() {
+    let mut p = Parser::new();
+    let a = p.parse(&query(RecordKind::Asset), 0, br#"{"data":[{"id":"a"}]}"#);
+    let b = p.parse(
+        &query(RecordKind::Asset),
+        0,
+        &case("01-lone-surrogate.json"),
+    );
+    let c = p.parse(&query(RecordKind::Asset), 0, br#"{"data":[{"id":"c"}]}"#);
+    assert_eq!(summary(&a).ids, vec!["a"]);
+    assert_eq!(summary(&b).rows, 3);
+    assert_eq!(summary(&c).ids, vec!["c"]);
+}
+
+proptest::proptest! {
+    #[test]
+    fn never_panics_and_never_loses_a_row(rows in proptest::collection::vec("\\PC{0,30}", 0..6)) {
+        // Arbitrary (often invalid) row texts inside a well-formed envelope.
+        let body = format!(r#"{{"status":"success","data":[{}]}}"#, rows.iter().map(|r| format!("{{\"id\":\"{}\"}}", r)).collect::<Vec<_>>().join(","));
+        let page = Parser::new().parse(&query(RecordKind::Finding), 0, body.as_bytes());
+        if let PageVerdict::Read(s) = &page.verdict {
+            proptest::prop_assert_eq!(s.rows, page.records.len() + page.dead_letters.len());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+        let _ = Parser::new().parse(&query(RecordKind::Asset), 0, &bytes);
+    }
+}
