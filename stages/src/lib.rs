@@ -5,6 +5,7 @@
 //! depends on its neighbours' data, never on their code.
 
 pub mod channel;
+pub mod dedupe;
 pub mod model;
 pub mod page;
 pub mod parse;

@@ -1,0 +1,167 @@
+use super::*;
+use crate::model::{EtmAsset, EtmFinding, EtmRecord};
+
+fn asset(id: &str) -> EtmRecord {
+    EtmRecord::Asset(EtmAsset {
+        asset_id: id.into(),
+        json: format!(r#"{{"externalAssetId":"{id}","hostName":"h-{id}"}}"#).into_bytes(),
+    })
+}
+
+fn finding(asset: &str, v: &str, extra: &str) -> EtmRecord {
+    EtmRecord::Finding(EtmFinding {
+        asset_id: asset.into(),
+        vendor_id: v.into(),
+        json: format!(r#"{{"externalFindingId":"CVE-{v}"{extra}}}"#).into_bytes(),
+    })
+}
+
+/// Spill, assemble and merge `records`; the NDJSON text and the counts.
+fn publish(records: &[EtmRecord], cfg: &DedupeConfig) -> (String, AssembleStats) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SpillWriter::create(&dir.path().join("spill"), cfg.partitions).unwrap();
+    for r in records {
+        w.write(r).unwrap();
+    }
+    let (parts, _) = w.finish().unwrap();
+    let (runs, stats) =
+        assemble_all(parts, cfg, &dir.path().join("runs"), &assemble::AllNew).unwrap();
+    let mut out = String::new();
+    let mut last = Vec::new();
+    merge_runs::<std::io::Error, _>(runs, |id, doc| {
+        assert!(
+            id > last.as_slice(),
+            "documents must come in asset id order"
+        );
+        last = id.to_vec();
+        out.push_str(std::str::from_utf8(doc).unwrap());
+        out.push('\n');
+        Ok(())
+    })
+    .unwrap();
+    let left: Vec<_> = walk(dir.path());
+    assert!(left.is_empty(), "spill and run files are removed: {left:?}");
+    (out, stats)
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
+#[test]
+fn groups_findings_under_assets_sorted_and_deduped() {
+    let recs = vec![
+        finding("b", "2", ""),
+        asset("b"),
+        finding("a", "9", ""),
+        finding("b", "1", ""),
+        asset("a"),
+        finding("b", "2", ""), // duplicate
+        asset("b"),            // duplicate
+        asset("c"),
+    ];
+    let (out, stats) = publish(&recs, &DedupeConfig::default());
+    assert_eq!(
+        out,
+        concat!(
+            r#"{"externalAssetId":"a","hostName":"h-a","finding":[{"externalFindingId":"CVE-9","status":"NEW"}]}"#,
+            "\n",
+            r#"{"externalAssetId":"b","hostName":"h-b","finding":[{"externalFindingId":"CVE-1","status":"NEW"},{"externalFindingId":"CVE-2","status":"NEW"}]}"#,
+            "\n",
+            r#"{"externalAssetId":"c","hostName":"h-c","finding":[]}"#,
+            "\n"
+        )
+    );
+    assert_eq!(stats.documents, 3);
+    assert_eq!(stats.findings, 3);
+    assert_eq!(stats.duplicate_assets, 1);
+    assert_eq!(stats.duplicate_findings, 1);
+    assert_eq!(stats.conflicting_duplicates, 0);
+    assert_eq!(stats.orphan_assets, 0);
+}
+
+#[test]
+fn orphan_findings_get_a_minimal_document() {
+    let (out, stats) = publish(&[finding("gone\"1", "7", "")], &DedupeConfig::default());
+    assert_eq!(
+        out,
+        "{\"externalAssetId\":\"gone\\\"1\",\"sourceNativeKey\":\"gone\\\"1\",\"source\":\"Orca Security\",\"finding\":[{\"externalFindingId\":\"CVE-7\",\"status\":\"NEW\"}]}\n"
+    );
+    serde_json::from_str::<serde_json::Value>(out.trim()).unwrap();
+    assert_eq!((stats.orphan_assets, stats.orphan_findings), (1, 1));
+}
+
+#[test]
+fn conflicting_duplicates_keep_the_same_one_whatever_the_order() {
+    let a = finding("x", "1", r#","v":1"#);
+    let b = finding("x", "1", r#","v":2"#);
+    let (one, s1) = publish(
+        &[asset("x"), a.clone(), b.clone()],
+        &DedupeConfig::default(),
+    );
+    let (two, s2) = publish(&[b, asset("x"), a], &DedupeConfig::default());
+    assert_eq!(one, two);
+    assert!(one.contains(r#""v":2"#));
+    assert_eq!(s1.conflicting_duplicates, 1);
+    assert_eq!(s2.conflicting_duplicates, 1);
+}
+
+#[test]
+fn oversized_partitions_are_split_and_give_the_same_output() {
+    let mut recs = Vec::new();
+    for a in 0..300 {
+        recs.push(asset(&format!("asset-{a:04}")));
+        for f in 0..(a % 7) {
+            recs.push(finding(&format!("asset-{a:04}"), &format!("{f}"), ""));
+        }
+    }
+    let roomy = DedupeConfig::default();
+    let tight = DedupeConfig {
+        partitions: 3,
+        assemble_budget_bytes: 2_000,
+        assemble_workers: 2,
+    };
+    let (a, sa) = publish(&recs, &roomy);
+    let (b, sb) = publish(&recs, &tight);
+    assert_eq!(a, b);
+    assert_eq!(sa.resplits, 0);
+    assert!(sb.resplits >= 3, "{sb:?}");
+    assert_eq!(sb.documents, 300);
+    assert_eq!(sb.findings, (0..300).map(|a| a % 7).sum::<u64>());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+    #[test]
+    fn output_is_independent_of_arrival_order_and_duplication(
+        seed in 0u64..1000,
+        dup in proptest::collection::vec(0usize..40, 0..30),
+    ) {
+        use rand::{seq::SliceRandom, SeedableRng};
+        let mut recs = Vec::new();
+        for a in 0..20 {
+            recs.push(asset(&format!("a{a}")));
+            for f in 0..(a % 4) {
+                recs.push(finding(&format!("a{a}"), &format!("f{f}"), ""));
+            }
+        }
+        let (clean, _) = publish(&recs, &DedupeConfig::default());
+        let mut noisy = recs.clone();
+        for d in dup {
+            noisy.push(recs[d % recs.len()].clone());
+        }
+        noisy.shuffle(&mut rand::rngs::SmallRng::seed_from_u64(seed));
+        let cfg = DedupeConfig { partitions: 4, assemble_budget_bytes: 600, assemble_workers: 2 };
+        let (got, _) = publish(&noisy, &cfg);
+        proptest::prop_assert_eq!(got, clean);
+    }
+}
