@@ -156,6 +156,9 @@ fn resplit(path: &Path, level: u64, ways: usize) -> Result<Vec<PathBuf>, DedupeE
     Ok(paths)
 }
 
+/// A finding's vendor id and serialized JSON.
+type VendorFinding = (Vec<u8>, Vec<u8>);
+
 /// Read one partition, dedupe, group, and write its documents sorted by asset id.
 fn assemble_one(
     path: &Path,
@@ -164,7 +167,7 @@ fn assemble_one(
 ) -> Result<AssembleStats, DedupeError> {
     let mut stats = AssembleStats::default();
     let mut assets: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-    let mut findings: HashMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> = HashMap::new();
+    let mut findings: HashMap<Vec<u8>, Vec<VendorFinding>> = HashMap::new();
     let mut r =
         BufReader::with_capacity(64 << 10, File::open(path).map_err(DedupeError::io(path))?);
     let mut f = frame::Frame::default();
