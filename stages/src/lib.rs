@@ -10,3 +10,4 @@ pub mod model;
 pub mod page;
 pub mod parse;
 pub mod secret;
+pub mod sink;
