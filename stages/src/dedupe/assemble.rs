@@ -1,4 +1,5 @@
-//! Assembly of one partition: duplicates out, findings under their asset.
+//! Assembly of one partition: duplicates out, findings grouped under their
+//! asset, written as a sorted run file for the merge.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -9,26 +10,11 @@ use rayon::prelude::*;
 
 use super::{frame, partition_of, DedupeConfig, DedupeError};
 
-/// Decides each finding's `status` (`NEW`, `ACTIVE`, `REOPENED`): the ledger
-/// knows the history; without one every finding is new.
-pub trait StatusOracle: Sync {
-    fn status(&self, asset_id: &str, vendor_id: &str, json: &[u8]) -> &'static str;
-}
-
-/// Every finding is `NEW`: a run without history.
-pub struct AllNew;
-
-impl StatusOracle for AllNew {
-    fn status(&self, _: &str, _: &str, _: &[u8]) -> &'static str {
-        "NEW"
-    }
-}
-
 /// Counts of the publish phase's assembly.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AssembleStats {
-    /// Documents assembled (one per asset id, orphans included).
-    pub documents: u64,
+    /// Assets assembled (one per asset id, orphans included).
+    pub assets: u64,
     pub findings: u64,
     /// The same asset / finding read more than once (offset paging).
     pub duplicate_assets: u64,
@@ -46,7 +32,7 @@ pub struct AssembleStats {
 
 impl AssembleStats {
     fn add(&mut self, o: &AssembleStats) {
-        self.documents += o.documents;
+        self.assets += o.assets;
         self.findings += o.findings;
         self.duplicate_assets += o.duplicate_assets;
         self.duplicate_findings += o.duplicate_findings;
@@ -64,7 +50,6 @@ pub fn assemble_all(
     parts: Vec<PathBuf>,
     cfg: &DedupeConfig,
     runs_dir: &Path,
-    oracle: &dyn StatusOracle,
 ) -> Result<(Vec<PathBuf>, AssembleStats), DedupeError> {
     std::fs::create_dir_all(runs_dir).map_err(DedupeError::io(runs_dir))?;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -76,7 +61,7 @@ pub fn assemble_all(
         parts
             .par_iter()
             .enumerate()
-            .map(|(i, p)| assemble_file(p, &format!("{i:05}"), 0, cfg, runs_dir, oracle))
+            .map(|(i, p)| assemble_file(p, &format!("{i:05}"), 0, cfg, runs_dir))
             .collect()
     });
     let mut runs = Vec::new();
@@ -95,7 +80,6 @@ fn assemble_file(
     level: u64,
     cfg: &DedupeConfig,
     runs_dir: &Path,
-    oracle: &dyn StatusOracle,
 ) -> Result<(Vec<PathBuf>, AssembleStats), DedupeError> {
     let size = std::fs::metadata(path)
         .map_err(DedupeError::io(path))?
@@ -111,21 +95,14 @@ fn assemble_file(
             ..AssembleStats::default()
         };
         for (j, sub) in subs.iter().enumerate() {
-            let (r, s) = assemble_file(
-                sub,
-                &format!("{name}.{j}"),
-                level + 1,
-                cfg,
-                runs_dir,
-                oracle,
-            )?;
+            let (r, s) = assemble_file(sub, &format!("{name}.{j}"), level + 1, cfg, runs_dir)?;
             runs.extend(r);
             stats.add(&s);
         }
         return Ok((runs, stats));
     }
     let run = runs_dir.join(format!("run-{name}.docs"));
-    let stats = assemble_one(path, &run, oracle)?;
+    let stats = assemble_one(path, &run)?;
     std::fs::remove_file(path).map_err(DedupeError::io(path))?;
     Ok((vec![run], stats))
 }
@@ -159,12 +136,10 @@ fn resplit(path: &Path, level: u64, ways: usize) -> Result<Vec<PathBuf>, DedupeE
 /// A finding's vendor id and serialized JSON.
 type VendorFinding = (Vec<u8>, Vec<u8>);
 
-/// Read one partition, dedupe, group, and write its documents sorted by asset id.
-fn assemble_one(
-    path: &Path,
-    run: &Path,
-    oracle: &dyn StatusOracle,
-) -> Result<AssembleStats, DedupeError> {
+/// Read one partition, dedupe, group, and write it sorted by asset id: per
+/// asset an `ASSET` (or `ORPHAN`) frame carrying the number of findings,
+/// then that many `FINDING` frames sorted by vendor id.
+fn assemble_one(path: &Path, run: &Path) -> Result<AssembleStats, DedupeError> {
     let mut stats = AssembleStats::default();
     let mut assets: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut findings: HashMap<Vec<u8>, Vec<VendorFinding>> = HashMap::new();
@@ -191,76 +166,48 @@ fn assemble_one(
             _ => findings.entry(f.a).or_default().push((f.b, f.c)),
         }
     }
-
     for list in findings.values_mut() {
         // By (vendor id, content): a vendor id's duplicates are adjacent and
         // the greatest content, the one kept, is last.
         list.sort_unstable();
     }
+    // Bytewise order, the order of the merge and of the ledger.
     let mut ids: Vec<&Vec<u8>> = assets.keys().chain(findings.keys()).collect();
     ids.sort_unstable();
     ids.dedup();
 
     let mut out =
         BufWriter::with_capacity(64 << 10, File::create(run).map_err(DedupeError::io(run))?);
-    let mut doc = Vec::new();
-    for id in ids {
-        let id_str = String::from_utf8_lossy(id);
-        let has_asset = assets.contains_key(id);
-        doc.clear();
-        match assets.get(id) {
-            Some(a) => open_object(&mut doc, a),
-            None => {
+    let written: std::io::Result<()> = (|| {
+        for id in ids {
+            let asset = assets.get(id);
+            let groups: Vec<&[VendorFinding]> = findings
+                .get(id)
+                .map(|l| l.chunk_by(|x, y| x.0 == y.0).collect())
+                .unwrap_or_default();
+            if asset.is_none() {
                 stats.orphan_assets += 1;
-                minimal_document(&mut doc, &id_str);
+                stats.orphan_findings += groups.len() as u64;
             }
+            let count = (groups.len() as u32).to_le_bytes();
+            let (tag, json) = match asset {
+                Some(a) => (frame::ASSET, a.as_slice()),
+                None => (frame::ORPHAN, &[][..]),
+            };
+            frame::write(&mut out, tag, id, &count, json)?;
+            for group in groups {
+                let (vendor, json) = &group[group.len() - 1];
+                stats.duplicate_findings += group.len() as u64 - 1;
+                if group.iter().any(|(_, j)| j != json) {
+                    stats.conflicting_duplicates += 1;
+                }
+                frame::write(&mut out, frame::FINDING, id, vendor, json)?;
+                stats.findings += 1;
+            }
+            stats.assets += 1;
         }
-        doc.extend_from_slice(b"\"finding\":[");
-        let groups = findings.get(id).map(|l| l.chunk_by(|x, y| x.0 == y.0));
-        for (n, group) in groups.into_iter().flatten().enumerate() {
-            let (vendor, json) = &group[group.len() - 1];
-            stats.duplicate_findings += group.len() as u64 - 1;
-            if group.iter().any(|(_, j)| j != json) {
-                stats.conflicting_duplicates += 1;
-            }
-            if n > 0 {
-                doc.push(b',');
-            }
-            let status = oracle.status(&id_str, &String::from_utf8_lossy(vendor), json);
-            open_object(&mut doc, json);
-            doc.extend_from_slice(b"\"status\":\"");
-            doc.extend_from_slice(status.as_bytes());
-            doc.extend_from_slice(b"\"}");
-            stats.findings += 1;
-            if !has_asset {
-                stats.orphan_findings += 1;
-            }
-        }
-        doc.extend_from_slice(b"]}");
-        frame::write(&mut out, frame::DOCUMENT, id, b"", &doc).map_err(DedupeError::io(run))?;
-        stats.documents += 1;
-    }
-    out.flush().map_err(DedupeError::io(run))?;
+        out.flush()
+    })();
+    written.map_err(DedupeError::io(run))?;
     Ok(stats)
-}
-
-/// Copy a serialized JSON object without its closing brace, ready for more
-/// members (a trailing comma is added when it has any).
-fn open_object(doc: &mut Vec<u8>, obj: &[u8]) {
-    let body = obj.trim_ascii_end();
-    let body = body.strip_suffix(b"}").unwrap_or(body);
-    doc.extend_from_slice(body);
-    if body.trim_ascii() != b"{" {
-        doc.push(b',');
-    }
-}
-
-/// The document of an asset that only its findings named.
-fn minimal_document(doc: &mut Vec<u8>, id: &str) {
-    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
-    doc.extend_from_slice(b"{\"externalAssetId\":");
-    doc.extend_from_slice(id.as_bytes());
-    doc.extend_from_slice(b",\"sourceNativeKey\":");
-    doc.extend_from_slice(id.as_bytes());
-    doc.extend_from_slice(b",\"source\":\"Orca Security\",");
 }

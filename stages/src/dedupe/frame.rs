@@ -8,7 +8,7 @@ use std::io::{self, BufRead, Write};
 
 pub const ASSET: u8 = b'A';
 pub const FINDING: u8 = b'F';
-pub const DOCUMENT: u8 = b'D';
+pub const ORPHAN: u8 = b'O';
 
 /// One frame: a tag and up to three fields.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

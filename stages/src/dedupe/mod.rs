@@ -14,10 +14,12 @@
 pub mod assemble;
 pub mod frame;
 pub mod merge;
+pub mod render;
 pub mod spill;
 
-pub use assemble::{assemble_all, AssembleStats, StatusOracle};
-pub use merge::merge_runs;
+pub use assemble::{assemble_all, AssembleStats};
+pub use merge::{AssembledAsset, Merge};
+pub use render::render;
 pub use spill::{SpillStats, SpillWriter};
 
 /// Settings of the dedupe stage.

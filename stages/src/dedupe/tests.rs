@@ -24,21 +24,19 @@ fn publish(records: &[EtmRecord], cfg: &DedupeConfig) -> (String, AssembleStats)
         w.write(r).unwrap();
     }
     let (parts, _) = w.finish().unwrap();
-    let (runs, stats) =
-        assemble_all(parts, cfg, &dir.path().join("runs"), &assemble::AllNew).unwrap();
+    let (runs, stats) = assemble_all(parts, cfg, &dir.path().join("runs")).unwrap();
     let mut out = String::new();
-    let mut last = Vec::new();
-    merge_runs::<std::io::Error, _>(runs, |id, doc| {
-        assert!(
-            id > last.as_slice(),
-            "documents must come in asset id order"
-        );
-        last = id.to_vec();
-        out.push_str(std::str::from_utf8(doc).unwrap());
+    let mut last = String::new();
+    let mut merge = Merge::open(runs).unwrap();
+    while let Some(a) = merge.next_asset().unwrap() {
+        assert!(a.asset_id > last, "documents must come in asset id order");
+        last = a.asset_id.clone();
+        let mut doc = Vec::new();
+        render(&mut doc, &a, |_| "NEW", &[]);
+        out.push_str(std::str::from_utf8(&doc).unwrap());
         out.push('\n');
-        Ok(())
-    })
-    .unwrap();
+    }
+    merge.remove_files().unwrap();
     let left: Vec<_> = walk(dir.path());
     assert!(left.is_empty(), "spill and run files are removed: {left:?}");
     (out, stats)
@@ -81,7 +79,7 @@ fn groups_findings_under_assets_sorted_and_deduped() {
             "\n"
         )
     );
-    assert_eq!(stats.documents, 3);
+    assert_eq!(stats.assets, 3);
     assert_eq!(stats.findings, 3);
     assert_eq!(stats.duplicate_assets, 1);
     assert_eq!(stats.duplicate_findings, 1);
@@ -135,7 +133,7 @@ fn oversized_partitions_are_split_and_give_the_same_output() {
     assert_eq!(a, b);
     assert_eq!(sa.resplits, 0);
     assert!(sb.resplits >= 3, "{sb:?}");
-    assert_eq!(sb.documents, 300);
+    assert_eq!(sb.assets, 300);
     assert_eq!(sb.findings, (0..300).map(|a| a % 7).sum::<u64>());
 }
 
