@@ -8,3 +8,4 @@ pub mod channel;
 pub mod model;
 pub mod page;
 pub mod secret;
+pub mod transform;

@@ -1,0 +1,269 @@
+//! Strings, numbers, booleans, lists and IPs.
+
+use std::net::IpAddr;
+
+use simd_json::prelude::*;
+use simd_json::OwnedValue;
+
+use super::super::out::Out;
+use super::super::stats::TransformStats;
+
+fn present(v: Option<&OwnedValue>) -> Option<&OwnedValue> {
+    v.filter(|v| !v.is_null())
+}
+
+/// Any value, copied. Object keys are sorted: Orca's key order is not part
+/// of the data, and the output must be byte-stable.
+pub fn json(v: &OwnedValue) -> Out {
+    if let Some(s) = v.as_str() {
+        return Out::Str(s.to_owned());
+    }
+    if let Some(a) = v.as_array() {
+        return Out::List(a.iter().map(json).collect());
+    }
+    if let Some(o) = v.as_object() {
+        let mut entries: Vec<(Box<str>, Out)> = o
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), json(v)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        return Out::Obj(entries);
+    }
+    if let Some(b) = v.as_bool() {
+        return Out::Bool(b);
+    }
+    if let Some(i) = v.as_i64() {
+        return Out::I64(i);
+    }
+    if let Some(u) = v.as_u64() {
+        return Out::U64(u);
+    }
+    if let Some(f) = v.as_f64() {
+        return if f.is_finite() {
+            Out::F64(f)
+        } else {
+            Out::Null
+        };
+    }
+    Out::Null
+}
+
+/// A scalar as text; lists and maps are not a string and are counted.
+pub fn string(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    match scalar_text(v) {
+        Some(s) => Out::Str(s),
+        None => {
+            stats.invalid_strings += 1;
+            Out::Null
+        }
+    }
+}
+
+/// Text of a string, number or bool.
+pub fn scalar_text(v: &OwnedValue) -> Option<String> {
+    if let Some(s) = v.as_str() {
+        Some(s.to_owned())
+    } else if let Some(b) = v.as_bool() {
+        Some(b.to_string())
+    } else if let Some(i) = v.as_i64() {
+        Some(i.to_string())
+    } else if let Some(u) = v.as_u64() {
+        Some(u.to_string())
+    } else {
+        v.as_f64().filter(|f| f.is_finite()).map(|f| f.to_string())
+    }
+}
+
+/// Integer of a number or numeric string, without counting.
+fn to_int(v: &OwnedValue) -> Option<Out> {
+    if v.as_bool().is_some() {
+        return None;
+    }
+    if let Some(i) = v.as_i64() {
+        return Some(Out::I64(i));
+    }
+    if let Some(u) = v.as_u64() {
+        return Some(Out::U64(u));
+    }
+    if let Some(f) = v.as_f64() {
+        return int_of_f64(f);
+    }
+    let s = v.as_str()?.trim();
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(Out::I64(i));
+    }
+    if let Ok(u) = s.parse::<u64>() {
+        return Some(Out::U64(u));
+    }
+    s.parse::<f64>().ok().and_then(int_of_f64)
+}
+
+fn int_of_f64(f: f64) -> Option<Out> {
+    // 2^63 bounds the i64 range exactly; past it an f64 has no fraction but no i64 either.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (f.is_finite() && f.fract() == 0.0 && f >= -LIMIT && f < LIMIT).then_some(Out::I64(f as i64))
+}
+
+fn to_float(v: &OwnedValue) -> Option<f64> {
+    if v.as_bool().is_some() {
+        return None;
+    }
+    let f = match v.as_str() {
+        Some(s) => s.trim().parse::<f64>().ok()?,
+        None => v.cast_f64()?,
+    };
+    // Rust parses "inf" and "NaN"; neither is a number JSON can carry.
+    f.is_finite().then_some(f)
+}
+
+pub fn int(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    to_int(v).unwrap_or_else(|| {
+        stats.invalid_numbers += 1;
+        Out::Null
+    })
+}
+
+pub fn float(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    match to_float(v) {
+        Some(f) => Out::F64(f),
+        None => {
+            stats.invalid_numbers += 1;
+            Out::Null
+        }
+    }
+}
+
+/// An integer when the value is integral, else a float.
+pub fn number(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    if let Some(i) = to_int(v) {
+        return i;
+    }
+    match to_float(v) {
+        Some(f) => Out::F64(f),
+        None => {
+            stats.invalid_numbers += 1;
+            Out::Null
+        }
+    }
+}
+
+pub fn boolean(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    if let Some(b) = v.as_bool() {
+        return Out::Bool(b);
+    }
+    if let Some(s) = v.as_str().map(str::trim) {
+        for (word, b) in [
+            ("true", true),
+            ("false", false),
+            ("yes", true),
+            ("no", false),
+        ] {
+            if s.eq_ignore_ascii_case(word) {
+                return Out::Bool(b);
+            }
+        }
+    }
+    match v.as_i64() {
+        Some(0) => Out::Bool(false),
+        Some(1) => Out::Bool(true),
+        _ => {
+            stats.invalid_bools += 1;
+            Out::Null
+        }
+    }
+}
+
+/// The elements of a list-valued field: a list, a to-many relation, a list
+/// JSON-encoded in a string, or one bare value standing for a list of one.
+pub enum ListItems<'a> {
+    Borrowed(&'a [OwnedValue]),
+    Decoded(Vec<OwnedValue>),
+    One(&'a OwnedValue),
+    Empty,
+}
+
+impl ListItems<'_> {
+    pub fn iter(&self) -> std::slice::Iter<'_, OwnedValue> {
+        match self {
+            ListItems::Borrowed(s) => <[OwnedValue]>::iter(s),
+            ListItems::Decoded(v) => <[OwnedValue]>::iter(v),
+            ListItems::One(v) => std::slice::from_ref(*v).iter(),
+            ListItems::Empty => [].iter(),
+        }
+    }
+}
+
+pub fn list_items(v: Option<&OwnedValue>) -> ListItems<'_> {
+    let Some(v) = present(v) else {
+        return ListItems::Empty;
+    };
+    if let Some(a) = v.as_array() {
+        return ListItems::Borrowed(a);
+    }
+    if v.as_object().is_some() {
+        let elems = super::super::path::elements(Some(v));
+        return if elems.is_empty() {
+            ListItems::One(v)
+        } else {
+            ListItems::Borrowed(elems)
+        };
+    }
+    if let Some(s) = v.as_str() {
+        if s.trim_start().starts_with('[') {
+            let mut bytes = s.as_bytes().to_vec();
+            if let Ok(OwnedValue::Array(a)) = simd_json::to_owned_value(&mut bytes) {
+                return ListItems::Decoded(*a);
+            }
+        }
+    }
+    ListItems::One(v)
+}
+
+/// The first element of a list, or the value itself when it is not a list.
+pub fn first(v: Option<&OwnedValue>) -> Out {
+    list_items(v).iter().next().map_or(Out::Null, json)
+}
+
+pub fn string_list(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+    let items = list_items(v);
+    if matches!(items, ListItems::Empty) {
+        return Out::Null;
+    }
+    let mut out = Vec::new();
+    for item in items.iter().filter(|i| !i.is_null()) {
+        match scalar_text(item) {
+            Some(s) => out.push(Out::Str(s)),
+            None => stats.invalid_strings += 1,
+        }
+    }
+    Out::List(out)
+}
+
+/// A valid IPv4 or IPv6 address in canonical form; anything else is null and counted.
+pub fn ip(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    match v.as_str().and_then(|s| s.trim().parse::<IpAddr>().ok()) {
+        Some(ip) => Out::Str(ip.to_string()),
+        None => {
+            stats.invalid_ips += 1;
+            Out::Null
+        }
+    }
+}
