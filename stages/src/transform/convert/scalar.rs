@@ -104,7 +104,7 @@ fn to_int(v: &OwnedValue) -> Option<Out> {
 fn int_of_f64(f: f64) -> Option<Out> {
     // 2^63 bounds the i64 range exactly; past it an f64 has no fraction but no i64 either.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    (f.is_finite() && f.fract() == 0.0 && f >= -LIMIT && f < LIMIT).then_some(Out::I64(f as i64))
+    (f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(Out::I64(f as i64))
 }
 
 fn to_float(v: &OwnedValue) -> Option<f64> {
