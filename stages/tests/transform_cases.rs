@@ -559,3 +559,46 @@ fn records_without_keys_are_dead_letters() {
     // The refused records' odd values are not counted.
     assert_eq!(stats.unmapped_severity, 0);
 }
+
+#[test]
+fn transformer_is_shareable_across_workers() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Transformer>();
+}
+
+#[test]
+fn deep_nesting_is_cut_not_a_crash() {
+    let deep = format!("{}\"x\"{}", "[".repeat(1000), "]".repeat(1000));
+    let item = format!(
+        r#"{{"id":"f","asset_unique_id":"a","data":{{"ThreatImpact":{{"value":[{deep}]}}}}}}"#
+    );
+    let mut stats = TransformStats::default();
+    let (bytes, _) = doc(
+        &transformer(),
+        RecordKind::Finding,
+        owned(&item),
+        &mut stats,
+    );
+    assert!(bytes.len() < 1000);
+}
+
+/// Rough throughput, for a look: `cargo test --release -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    let (asset, finding) = (owned(EXAMPLE_ASSET), owned(EXAMPLE_FINDING));
+    let (ra, rf) = (
+        record(RecordKind::Asset, asset),
+        record(RecordKind::Finding, finding),
+    );
+    let n = 100_000;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        t.transform(&ra, &mut stats).unwrap();
+        t.transform(&rf, &mut stats).unwrap();
+    }
+    let per = start.elapsed() / (2 * n);
+    println!("{per:?} per record");
+}

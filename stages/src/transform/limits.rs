@@ -7,7 +7,7 @@ use super::stats::{Counter, TransformStats};
 
 /// Sort `items` by the `keys` fields, then by the whole element, so that
 /// the order (and what a cut keeps) never depends on Orca's row order.
-pub fn sort(items: &mut [Out], keys: &[Box<str>]) {
+pub fn sort(items: &mut [Out<'_>], keys: &[Box<str>]) {
     items.sort_by(|a, b| {
         keys.iter()
             .map(|k| {
@@ -23,7 +23,7 @@ pub fn sort(items: &mut [Out], keys: &[Box<str>]) {
 
 /// Keep at most `limit` items, counting a cut once per list.
 pub fn cap(
-    items: &mut Vec<Out>,
+    items: &mut Vec<Out<'_>>,
     limit: Option<usize>,
     counter: Counter,
     stats: &mut TransformStats,
@@ -36,7 +36,7 @@ pub fn cap(
     }
 }
 
-fn rank(v: &Out) -> u8 {
+fn rank(v: &Out<'_>) -> u8 {
     match v {
         Out::Null => 0,
         Out::Bool(_) => 1,
@@ -47,7 +47,7 @@ fn rank(v: &Out) -> u8 {
     }
 }
 
-fn num(v: &Out) -> f64 {
+fn num(v: &Out<'_>) -> f64 {
     match v {
         Out::I64(i) => *i as f64,
         Out::U64(u) => *u as f64,
@@ -57,7 +57,7 @@ fn num(v: &Out) -> f64 {
 }
 
 /// A total order on output values: null first, then by type, then by value.
-fn cmp(a: &Out, b: &Out) -> Ordering {
+fn cmp(a: &Out<'_>, b: &Out<'_>) -> Ordering {
     rank(a).cmp(&rank(b)).then_with(|| match (a, b) {
         (Out::Bool(x), Out::Bool(y)) => x.cmp(y),
         (Out::I64(x), Out::I64(y)) => x.cmp(y),
@@ -73,10 +73,10 @@ fn cmp(a: &Out, b: &Out) -> Ordering {
 mod tests {
     use super::*;
 
-    fn sw(name: &str, version: &str) -> Out {
+    fn sw(name: &str, version: &str) -> Out<'static> {
         Out::Obj(vec![
-            ("name".into(), Out::Str(name.into())),
-            ("version".into(), Out::Str(version.into())),
+            ("name".into(), Out::Str(name.to_owned().into())),
+            ("version".into(), Out::Str(version.to_owned().into())),
         ])
     }
 

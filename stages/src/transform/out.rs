@@ -4,22 +4,62 @@
 //! unified across the workspace and would change key order for every other
 //! stage; a tiny tree of our own keeps that decision local.
 
+use std::borrow::Cow;
+
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
+/// Strings and keys borrow from the input record and the compiled map
+/// where they can: a document is built without copying what it repeats.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Out {
+pub enum Out<'a> {
     Null,
     Bool(bool),
     I64(i64),
     U64(u64),
     F64(f64),
-    Str(String),
-    List(Vec<Out>),
-    Obj(Vec<(Box<str>, Out)>),
+    Str(Cow<'a, str>),
+    List(Vec<Out<'a>>),
+    Obj(Vec<(Cow<'a, str>, Out<'a>)>),
 }
 
-impl Out {
+impl Out<'_> {
+    /// The same value borrowing from `self` (for constants of the map).
+    pub fn reborrow(&self) -> Out<'_> {
+        match self {
+            Out::Null => Out::Null,
+            Out::Bool(b) => Out::Bool(*b),
+            Out::I64(i) => Out::I64(*i),
+            Out::U64(u) => Out::U64(*u),
+            Out::F64(f) => Out::F64(*f),
+            Out::Str(s) => Out::Str(Cow::Borrowed(s)),
+            Out::List(l) => Out::List(l.iter().map(Out::reborrow).collect()),
+            Out::Obj(o) => Out::Obj(
+                o.iter()
+                    .map(|(k, v)| (Cow::Borrowed(&**k), v.reborrow()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The same value owning everything, to outlive what it borrowed from.
+    pub fn into_static(self) -> Out<'static> {
+        match self {
+            Out::Null => Out::Null,
+            Out::Bool(b) => Out::Bool(b),
+            Out::I64(i) => Out::I64(i),
+            Out::U64(u) => Out::U64(u),
+            Out::F64(f) => Out::F64(f),
+            Out::Str(s) => Out::Str(Cow::Owned(s.into_owned())),
+            Out::List(l) => Out::List(l.into_iter().map(Out::into_static).collect()),
+            Out::Obj(o) => Out::Obj(
+                o.into_iter()
+                    .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_static()))
+                    .collect(),
+            ),
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Out::Null)
     }
@@ -32,7 +72,7 @@ impl Out {
     }
 
     /// The value under a top-level key of an object.
-    pub fn get(&self, key: &str) -> Option<&Out> {
+    pub fn get(&self, key: &str) -> Option<&Out<'_>> {
         match self {
             Out::Obj(entries) => entries.iter().find(|(k, _)| &**k == key).map(|(_, v)| v),
             _ => None,
@@ -46,7 +86,7 @@ impl Out {
     }
 }
 
-impl Serialize for Out {
+impl Serialize for Out<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Out::Null => s.serialize_unit(),

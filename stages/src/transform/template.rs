@@ -4,9 +4,11 @@
 //! position in the output tree, so evaluating a record is a walk over
 //! borrowed input with no lookups by name on the output side.
 
+use std::borrow::Cow;
+
 use simd_json::OwnedValue;
 
-use super::convert::{self, list_items, Env};
+use super::convert::{self, list_items, Env, ListItems};
 use super::limits;
 use super::map::{Convert, FieldSpec, Kind, MapError, TransformMap};
 use super::out::Out;
@@ -24,7 +26,7 @@ pub(crate) struct Entry {
 #[derive(Debug)]
 enum Node {
     Obj(Vec<Entry>),
-    Const(Out),
+    Const(Out<'static>),
     Value(Value),
     List {
         src: Sources,
@@ -47,7 +49,12 @@ pub(crate) struct Value {
 }
 
 impl Value {
-    pub fn eval(&self, root: &OwnedValue, env: &mut Env<'_>) -> Out {
+    /// The conversion alone, on one element of a zipped list.
+    fn apply<'a>(&self, el: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
+        convert::apply(self.conv, Some(el), self.limit, self.counter, env)
+    }
+
+    pub fn eval<'a>(&'a self, root: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
         convert::apply(
             self.conv,
             self.src.first(root),
@@ -68,7 +75,7 @@ pub(crate) struct Template {
 }
 
 impl Template {
-    pub fn eval(&self, root: &OwnedValue, env: &mut Env<'_>) -> Out {
+    pub fn eval<'a>(&'a self, root: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
         eval_entries(&self.root, root, env)
     }
 }
@@ -348,44 +355,44 @@ fn exists(entries: &[Entry], segs: &[&str]) -> bool {
     }
 }
 
-fn toml_to_out(v: &toml::Value) -> Out {
+fn toml_to_out(v: &toml::Value) -> Out<'static> {
     match v {
-        toml::Value::String(s) => Out::Str(s.clone()),
+        toml::Value::String(s) => Out::Str(s.clone().into()),
         toml::Value::Integer(i) => Out::I64(*i),
         toml::Value::Float(f) => Out::F64(*f),
         toml::Value::Boolean(b) => Out::Bool(*b),
-        toml::Value::Datetime(d) => Out::Str(d.to_string()),
+        toml::Value::Datetime(d) => Out::Str(d.to_string().into()),
         toml::Value::Array(a) => Out::List(a.iter().map(toml_to_out).collect()),
         toml::Value::Table(t) => Out::Obj(
             t.iter()
-                .map(|(k, v)| (k.as_str().into(), toml_to_out(v)))
+                .map(|(k, v)| (k.clone().into(), toml_to_out(v)))
                 .collect(),
         ),
     }
 }
 
-fn eval_entries(entries: &[Entry], root: &OwnedValue, env: &mut Env<'_>) -> Out {
+fn eval_entries<'a>(entries: &'a [Entry], root: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let v = eval_node(&e.node, root, env);
         if !(e.omit_null && v.is_null()) {
-            out.push((e.key.clone(), v));
+            out.push((Cow::Borrowed(&*e.key), v));
         }
     }
     Out::Obj(out)
 }
 
-fn all_null(o: &Out) -> bool {
+fn all_null(o: &Out<'_>) -> bool {
     match o {
         Out::Obj(entries) => entries.iter().all(|(_, v)| v.is_null()),
         other => other.is_null(),
     }
 }
 
-fn eval_node(node: &Node, root: &OwnedValue, env: &mut Env<'_>) -> Out {
+fn eval_node<'a>(node: &'a Node, root: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
     match node {
         Node::Obj(children) => eval_entries(children, root, env),
-        Node::Const(c) => c.clone(),
+        Node::Const(c) => c.reborrow(),
         Node::Value(v) => v.eval(root, env),
         Node::List {
             src,
@@ -394,7 +401,7 @@ fn eval_node(node: &Node, root: &OwnedValue, env: &mut Env<'_>) -> Out {
             sort_by,
             counter,
         } => {
-            let mut items: Vec<Out> = path::elements(src.first(root))
+            let mut items: Vec<Out<'a>> = path::elements(src.first(root))
                 .iter()
                 .map(|el| eval_entries(item, el, env))
                 // An element with nothing readable carries no information.
@@ -407,32 +414,31 @@ fn eval_node(node: &Node, root: &OwnedValue, env: &mut Env<'_>) -> Out {
             Out::List(items)
         }
         Node::Zip(cols) => {
-            let columns: Vec<Vec<Out>> = cols
-                .iter()
-                .map(|(_, v)| {
-                    list_items(v.src.first(root))
-                        .iter()
-                        .map(|el| convert::apply(v.conv, Some(el), v.limit, v.counter, env))
-                        .collect()
-                })
-                .collect();
+            let mut columns: Vec<Vec<Out<'a>>> = Vec::with_capacity(cols.len());
+            for (_, v) in cols {
+                columns.push(match list_items(v.src.first(root)) {
+                    // Decoded from a string: nothing to borrow from once we return.
+                    ListItems::Decoded(d) => {
+                        d.iter().map(|el| v.apply(el, env).into_static()).collect()
+                    }
+                    items => items.borrowed().iter().map(|el| v.apply(el, env)).collect(),
+                });
+            }
             let n = columns.iter().map(Vec::len).max().unwrap_or(0);
-            let mut rows = Vec::with_capacity(n);
-            for i in 0..n {
-                let row: Vec<(Box<str>, Out)> = cols
-                    .iter()
-                    .zip(&columns)
-                    .filter_map(|((k, _), col)| {
-                        col.get(i)
-                            .filter(|v| !v.is_null())
-                            .map(|v| (k.clone(), v.clone()))
-                    })
-                    .collect();
-                if !row.is_empty() {
-                    rows.push(Out::Obj(row));
+            let mut rows: Vec<Vec<(Cow<'a, str>, Out<'a>)>> = (0..n).map(|_| Vec::new()).collect();
+            for ((key, _), col) in cols.iter().zip(columns) {
+                for (row, v) in rows.iter_mut().zip(col) {
+                    if !v.is_null() {
+                        row.push((Cow::Borrowed(&**key), v));
+                    }
                 }
             }
-            Out::List(rows)
+            Out::List(
+                rows.into_iter()
+                    .filter(|r| !r.is_empty())
+                    .map(Out::Obj)
+                    .collect(),
+            )
         }
         Node::One(children) => {
             let o = eval_entries(children, root, env);
@@ -442,6 +448,6 @@ fn eval_node(node: &Node, root: &OwnedValue, env: &mut Env<'_>) -> Out {
 }
 
 /// Whether a value is readable as a non-empty key.
-pub(crate) fn key_text(o: &Out) -> Option<&str> {
+pub(crate) fn key_text<'o>(o: &'o Out<'_>) -> Option<&'o str> {
     o.as_str().filter(|s| !s.trim().is_empty())
 }

@@ -11,7 +11,7 @@ use super::super::stats::TransformStats;
 /// they would lie past the year 5000.
 const MILLIS_FROM: f64 = 100_000_000_000.0;
 
-pub fn date(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn date(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Out::Null;
     };
@@ -27,7 +27,7 @@ pub fn date(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
         v.as_f64().and_then(epoch_float)
     };
     match parsed {
-        Some(s) => Out::Str(s),
+        Some(s) => Out::Str(s.into()),
         None => {
             stats.unparseable_dates += 1;
             Out::Null

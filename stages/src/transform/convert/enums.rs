@@ -1,6 +1,8 @@
 //! Orca enumerations mapped onto ETM's.
 
 use simd_json::prelude::*;
+use std::borrow::Cow;
+
 use simd_json::OwnedValue;
 
 use super::super::out::Out;
@@ -25,7 +27,7 @@ const PROVIDERS: &[(&str, &str)] = &[
     ("VmwareVmInstance", UNKNOWN_PROVIDER),
 ];
 
-pub fn cloud_provider(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn cloud_provider(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     let name = v.and_then(|v| v.as_str()).map(str::trim);
     let hit = name.and_then(|n| {
         PROVIDERS
@@ -34,10 +36,10 @@ pub fn cloud_provider(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out
             .map(|(_, etm)| *etm)
     });
     match hit {
-        Some(etm) => Out::Str(etm.to_owned()),
+        Some(etm) => Out::Str(Cow::Borrowed(etm)),
         None => {
             stats.unknown_cloud_provider += 1;
-            Out::Str(UNKNOWN_PROVIDER.to_owned())
+            Out::Str(Cow::Borrowed(UNKNOWN_PROVIDER))
         }
     }
 }
@@ -79,7 +81,7 @@ pub fn severity(
 
 /// `Yes`/`Extended`/`true` → true, `No`/`false` → false, null stays null,
 /// anything else is null and counted.
-pub fn patch(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn patch(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Out::Null;
     };

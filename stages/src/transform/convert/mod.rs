@@ -18,7 +18,7 @@ use super::stats::{Counter, TransformStats};
 
 pub use date::parse_date;
 use scalar::json;
-pub use scalar::list_items;
+pub use scalar::{list_items, ListItems};
 
 /// What a conversion may read and count.
 pub struct Env<'a> {
@@ -28,13 +28,13 @@ pub struct Env<'a> {
 
 /// Apply `conv` to the value found (or `None` when no source had one).
 /// `limit`/`counter` only matter for `tags`.
-pub fn apply(
+pub fn apply<'a>(
     conv: Convert,
-    v: Option<&OwnedValue>,
+    v: Option<&'a OwnedValue>,
     limit: Option<usize>,
     counter: Counter,
     env: &mut Env<'_>,
-) -> Out {
+) -> Out<'a> {
     let stats = &mut *env.stats;
     match conv {
         Convert::Json => v.map_or(Out::Null, json),

@@ -1,5 +1,6 @@
 //! Strings, numbers, booleans, lists and IPs.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use simd_json::prelude::*;
@@ -14,17 +15,32 @@ fn present(v: Option<&OwnedValue>) -> Option<&OwnedValue> {
 
 /// Any value, copied. Object keys are sorted: Orca's key order is not part
 /// of the data, and the output must be byte-stable.
-pub fn json(v: &OwnedValue) -> Out {
+pub fn json(v: &OwnedValue) -> Out<'_> {
+    json_at(v, 0)
+}
+
+/// Past this depth a value is dropped: recursion on hostile nesting must
+/// not exhaust the stack.
+const MAX_DEPTH: usize = 64;
+
+fn json_at(v: &OwnedValue, depth: usize) -> Out<'_> {
+    if depth > MAX_DEPTH {
+        return Out::Null;
+    }
     if let Some(s) = v.as_str() {
-        return Out::Str(s.to_owned());
+        return Out::Str(Cow::Borrowed(s));
     }
     if let Some(a) = v.as_array() {
-        return Out::List(a.iter().map(json).collect());
+        return Out::List(
+            <[OwnedValue]>::iter(a)
+                .map(|e| json_at(e, depth + 1))
+                .collect(),
+        );
     }
     if let Some(o) = v.as_object() {
-        let mut entries: Vec<(Box<str>, Out)> = o
+        let mut entries: Vec<(Cow<'_, str>, Out<'_>)> = o
             .iter()
-            .map(|(k, v)| (k.as_str().into(), json(v)))
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), json_at(v, depth + 1)))
             .collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         return Out::Obj(entries);
@@ -49,7 +65,7 @@ pub fn json(v: &OwnedValue) -> Out {
 }
 
 /// A scalar as text; lists and maps are not a string and are counted.
-pub fn string(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn string<'a>(v: Option<&'a OwnedValue>, stats: &mut TransformStats) -> Out<'a> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -63,22 +79,24 @@ pub fn string(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
 }
 
 /// Text of a string, number or bool.
-pub fn scalar_text(v: &OwnedValue) -> Option<String> {
+pub fn scalar_text(v: &OwnedValue) -> Option<Cow<'_, str>> {
     if let Some(s) = v.as_str() {
-        Some(s.to_owned())
+        Some(Cow::Borrowed(s))
     } else if let Some(b) = v.as_bool() {
-        Some(b.to_string())
+        Some(Cow::Borrowed(if b { "true" } else { "false" }))
     } else if let Some(i) = v.as_i64() {
-        Some(i.to_string())
+        Some(i.to_string().into())
     } else if let Some(u) = v.as_u64() {
-        Some(u.to_string())
+        Some(u.to_string().into())
     } else {
-        v.as_f64().filter(|f| f.is_finite()).map(|f| f.to_string())
+        v.as_f64()
+            .filter(|f| f.is_finite())
+            .map(|f| f.to_string().into())
     }
 }
 
 /// Integer of a number or numeric string, without counting.
-fn to_int(v: &OwnedValue) -> Option<Out> {
+fn to_int(v: &OwnedValue) -> Option<Out<'static>> {
     if v.as_bool().is_some() {
         return None;
     }
@@ -101,7 +119,7 @@ fn to_int(v: &OwnedValue) -> Option<Out> {
     s.parse::<f64>().ok().and_then(int_of_f64)
 }
 
-fn int_of_f64(f: f64) -> Option<Out> {
+fn int_of_f64(f: f64) -> Option<Out<'static>> {
     // 2^63 bounds the i64 range exactly; past it an f64 has no fraction but no i64 either.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     (f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(Out::I64(f as i64))
@@ -119,7 +137,7 @@ fn to_float(v: &OwnedValue) -> Option<f64> {
     f.is_finite().then_some(f)
 }
 
-pub fn int(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn int(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -129,7 +147,7 @@ pub fn int(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
     })
 }
 
-pub fn float(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn float(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -143,7 +161,7 @@ pub fn float(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
 }
 
 /// An integer when the value is integral, else a float.
-pub fn number(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn number(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -159,7 +177,7 @@ pub fn number(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
     }
 }
 
-pub fn boolean(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn boolean(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -197,13 +215,20 @@ pub enum ListItems<'a> {
     Empty,
 }
 
-impl ListItems<'_> {
+impl<'a> ListItems<'a> {
     pub fn iter(&self) -> std::slice::Iter<'_, OwnedValue> {
         match self {
-            ListItems::Borrowed(s) => <[OwnedValue]>::iter(s),
             ListItems::Decoded(v) => <[OwnedValue]>::iter(v),
-            ListItems::One(v) => std::slice::from_ref(*v).iter(),
-            ListItems::Empty => [].iter(),
+            other => other.borrowed().iter(),
+        }
+    }
+
+    /// The elements borrowed from the input (none for decoded ones).
+    pub fn borrowed(&self) -> &'a [OwnedValue] {
+        match self {
+            ListItems::Borrowed(s) => s,
+            ListItems::One(v) => std::slice::from_ref(*v),
+            ListItems::Decoded(_) | ListItems::Empty => &[],
         }
     }
 }
@@ -235,11 +260,14 @@ pub fn list_items(v: Option<&OwnedValue>) -> ListItems<'_> {
 }
 
 /// The first element of a list, or the value itself when it is not a list.
-pub fn first(v: Option<&OwnedValue>) -> Out {
-    list_items(v).iter().next().map_or(Out::Null, json)
+pub fn first(v: Option<&OwnedValue>) -> Out<'_> {
+    match list_items(v) {
+        ListItems::Decoded(d) => d.first().map_or(Out::Null, |e| json(e).into_static()),
+        items => items.borrowed().first().map_or(Out::Null, json),
+    }
 }
 
-pub fn string_list(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn string_list<'a>(v: Option<&'a OwnedValue>, stats: &mut TransformStats) -> Out<'a> {
     let items = list_items(v);
     if matches!(items, ListItems::Empty) {
         return Out::Null;
@@ -247,7 +275,7 @@ pub fn string_list(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
     let mut out = Vec::new();
     for item in items.iter().filter(|i| !i.is_null()) {
         match scalar_text(item) {
-            Some(s) => out.push(Out::Str(s)),
+            Some(s) => out.push(Out::Str(Cow::Owned(s.into_owned()))),
             None => stats.invalid_strings += 1,
         }
     }
@@ -255,12 +283,12 @@ pub fn string_list(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
 }
 
 /// A valid IPv4 or IPv6 address in canonical form; anything else is null and counted.
-pub fn ip(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out {
+pub fn ip(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
     match v.as_str().and_then(|s| s.trim().parse::<IpAddr>().ok()) {
-        Some(ip) => Out::Str(ip.to_string()),
+        Some(ip) => Out::Str(ip.to_string().into()),
         None => {
             stats.invalid_ips += 1;
             Out::Null

@@ -18,7 +18,7 @@ pub fn tags(
     limit: Option<usize>,
     counter: Counter,
     stats: &mut TransformStats,
-) -> Out {
+) -> Out<'static> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Out::Null;
     };
@@ -55,7 +55,7 @@ pub fn tags(
     }
     Out::Obj(
         map.into_iter()
-            .map(|(k, v)| (k.into_boxed_str(), Out::Str(v)))
+            .map(|(k, v)| (k.into(), Out::Str(v.into())))
             .collect(),
     )
 }
@@ -71,7 +71,8 @@ fn collect(v: &OwnedValue) -> Option<BTreeMap<String, String>> {
         let key = o
             .get("key")
             .or_else(|| o.get("Key"))
-            .and_then(scalar_text)?;
+            .and_then(scalar_text)?
+            .into_owned();
         let value = o
             .get("value")
             .or_else(|| o.get("Value"))
@@ -88,5 +89,7 @@ fn text(v: &OwnedValue) -> String {
         return String::new();
     }
     // Via the sorted output tree, so nested maps come out in one order.
-    scalar_text(v).unwrap_or_else(|| String::from_utf8(json(v).to_json()).unwrap_or_default())
+    scalar_text(v)
+        .map(|s| s.into_owned())
+        .unwrap_or_else(|| String::from_utf8(json(v).to_json()).unwrap_or_default())
 }
