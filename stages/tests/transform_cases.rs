@@ -430,6 +430,12 @@ fn numbers_patch_bools_and_lists() {
     );
     assert_eq!(stats.invalid_ips, 2);
     let a = asset(
+        r#"{"MacAddresses":{"value":null},"assetIps":{"count":0,"value":null}}"#,
+        &mut stats,
+    );
+    assert_eq!(a["networkInterfaces"], json!([]));
+    assert_eq!((stats.invalid_ips, stats.invalid_strings), (2, 0));
+    let a = asset(
         r#"{"MacAddresses":{"value":["m1","m2","m3"]},"assetIps":{"count":1,"value":["10.0.0.1"]}}"#,
         &mut stats,
     );
@@ -438,7 +444,25 @@ fn numbers_patch_bools_and_lists() {
         json!([{"macAddress":"m1","ipAddress":"10.0.0.1"},{"macAddress":"m2"},{"macAddress":"m3"}])
     );
 
-    // Tags: a map of non-strings, a list of pairs.
+    // A list sent as one string (comma-separated or JSON-encoded), elements wrapped as {"value": …}.
+    let a = asset(
+        r#"{"MacAddresses":{"value":"m1, m2"},"assetIps":{"value":"[\"10.0.0.1\",{\"value\":\"10.0.0.2\"}]"}}"#,
+        &mut stats,
+    );
+    assert_eq!(
+        a["networkInterfaces"],
+        json!([{"macAddress":"m1","ipAddress":"10.0.0.1"},{"macAddress":"m2","ipAddress":"10.0.0.2"}])
+    );
+
+    // Tags: a map encoded twice, a map of non-strings, a list of pairs.
+    let a = asset(
+        r#"{"Tags":{"value":"\"{\\\"env\\\": \\\"prod\\\"}\""}}"#,
+        &mut stats,
+    );
+    assert_eq!(
+        a["temp_q_customAttributes"]["orcaCustomAttributes"],
+        json!({"env":"prod"})
+    );
     let a = asset(
         r#"{"Tags":{"value":{"n":5,"b":true,"z":null}}}"#,
         &mut stats,
@@ -479,6 +503,14 @@ fn numbers_patch_bools_and_lists() {
     );
     assert_eq!(f["findingType"]["vulnerability"]["cvss"]["cvss3Base"], 7.5);
     assert_eq!(f["externalFindingId"], "CVE-1");
+    let f = finding(
+        r#"{"CVE":{"data":{"CweTypes":{"value":"CWE-79, CWE-89"}}}}"#,
+        &mut stats,
+    );
+    assert_eq!(
+        f["findingType"]["vulnerability"]["cweIds"],
+        json!(["CWE-79", "CWE-89"])
+    );
     for (p, want) in [
         ("\"YES\"", json!(true)),
         ("\"extended\"", json!(true)),

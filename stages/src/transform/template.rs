@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use simd_json::prelude::*;
 use simd_json::OwnedValue;
 
 use super::convert::{self, list_items, Env, ListItems};
@@ -50,7 +51,9 @@ pub(crate) struct Value {
 
 impl Value {
     /// The conversion alone, on one element of a zipped list.
+    /// An element wrapped as `{"value": x}` is read as `x`.
     fn apply<'a>(&self, el: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
+        let el = el.as_object().and_then(|o| o.get("value")).unwrap_or(el);
         convert::apply(self.conv, Some(el), self.limit, self.counter, env)
     }
 
@@ -416,7 +419,7 @@ fn eval_node<'a>(node: &'a Node, root: &'a OwnedValue, env: &mut Env<'_>) -> Out
         Node::Zip(cols) => {
             let mut columns: Vec<Vec<Out<'a>>> = Vec::with_capacity(cols.len());
             for (_, v) in cols {
-                columns.push(match list_items(v.src.first(root)) {
+                columns.push(match list_items(v.src.first(root), true) {
                     // Decoded from a string: nothing to borrow from once we return.
                     ListItems::Decoded(d) => {
                         d.iter().map(|el| v.apply(el, env).into_static()).collect()

@@ -8,8 +8,25 @@ use super::super::out::Out;
 use super::super::stats::TransformStats;
 
 /// Epoch values at or above this many units are milliseconds: as seconds
-/// they would lie past the year 5000.
+/// they would lie past the year 5000. Past 1e14 and 1e17 (the same bound,
+/// one unit finer each) they are micro- and nanoseconds.
 const MILLIS_FROM: f64 = 100_000_000_000.0;
+const MICROS_FROM: f64 = 100_000_000_000_000.0;
+const NANOS_FROM: f64 = 100_000_000_000_000_000.0;
+
+/// (units per second, fraction digits) of an epoch value of this size.
+fn epoch_unit(n: f64) -> (i128, usize) {
+    let n = n.abs();
+    if n >= NANOS_FROM {
+        (1_000_000_000, 9)
+    } else if n >= MICROS_FROM {
+        (1_000_000, 6)
+    } else if n >= MILLIS_FROM {
+        (1_000, 3)
+    } else {
+        (1, 0)
+    }
+}
 
 pub fn date(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
@@ -48,20 +65,21 @@ pub fn parse_date(s: &str) -> Option<String> {
             return epoch_float(s.parse::<f64>().ok()?);
         }
     }
-    iso(s)
+    iso(s).or_else(|| {
+        // Mail-style dates (`Fri, 29 Mar 2024 12:00:00 GMT`) from HTTP-minded sources.
+        let dt = DateTime::parse_from_rfc2822(s).ok()?;
+        render(dt.naive_utc(), "")
+    })
 }
 
 fn epoch_int(n: i128) -> Option<String> {
-    let (secs, millis) = if (n as f64).abs() >= MILLIS_FROM {
-        (n.div_euclid(1000), n.rem_euclid(1000))
-    } else {
-        (n, 0)
-    };
+    let (per_sec, digits) = epoch_unit(n as f64);
+    let (secs, part) = (n.div_euclid(per_sec), n.rem_euclid(per_sec));
     let dt = DateTime::from_timestamp(i64::try_from(secs).ok()?, 0)?.naive_utc();
-    let frac = if millis == 0 {
+    let frac = if part == 0 {
         String::new()
     } else {
-        format!("{millis:03}")
+        format!("{part:0digits$}")
     };
     render(dt, &frac)
 }
@@ -70,11 +88,7 @@ fn epoch_float(f: f64) -> Option<String> {
     if !f.is_finite() {
         return None;
     }
-    let secs_f = if f.abs() >= MILLIS_FROM {
-        f / 1000.0
-    } else {
-        f
-    };
+    let secs_f = f / epoch_unit(f).0 as f64;
     let secs = secs_f.floor();
     if secs.abs() > 1e13 {
         return None;
@@ -267,6 +281,22 @@ mod tests {
         assert_eq!(
             parse_date("2025-11-20").as_deref(),
             Some("2025-11-20T00:00:00Z")
+        );
+        assert_eq!(
+            parse_date("1711713600123456").as_deref(),
+            Some("2024-03-29T12:00:00.123456Z")
+        );
+        assert_eq!(
+            parse_date("1711713600000000000").as_deref(),
+            Some("2024-03-29T12:00:00Z")
+        );
+        assert_eq!(
+            parse_date("Fri, 29 Mar 2024 12:00:00 GMT").as_deref(),
+            Some("2024-03-29T12:00:00Z")
+        );
+        assert_eq!(
+            parse_date("Fri, 29 Mar 2024 14:00:00 +0200").as_deref(),
+            Some("2024-03-29T12:00:00Z")
         );
         assert_eq!(
             parse_date("2024-03-29T00:30:00+01:00").as_deref(),

@@ -233,19 +233,24 @@ impl<'a> ListItems<'a> {
     }
 }
 
-pub fn list_items(v: Option<&OwnedValue>) -> ListItems<'_> {
+/// With `split_commas`, a bare string `"a, b"` is the list `["a", "b"]`
+/// (for MACs, IPs and CWE ids, which never contain a comma).
+pub fn list_items(v: Option<&OwnedValue>, split_commas: bool) -> ListItems<'_> {
     let Some(v) = present(v) else {
         return ListItems::Empty;
     };
     if let Some(a) = v.as_array() {
         return ListItems::Borrowed(a);
     }
-    if v.as_object().is_some() {
+    if let Some(o) = v.as_object() {
         let elems = super::super::path::elements(Some(v));
-        return if elems.is_empty() {
-            ListItems::One(v)
-        } else {
-            ListItems::Borrowed(elems)
+        if !elems.is_empty() {
+            return ListItems::Borrowed(elems);
+        }
+        // A wrapper around some other list shape (`{"value": "a,b"}`).
+        return match o.get("value") {
+            Some(inner) => list_items(Some(inner), split_commas),
+            None => ListItems::One(v),
         };
     }
     if let Some(s) = v.as_str() {
@@ -255,20 +260,24 @@ pub fn list_items(v: Option<&OwnedValue>) -> ListItems<'_> {
                 return ListItems::Decoded(*a);
             }
         }
+        if split_commas && s.contains(',') {
+            let parts = s.split(',').map(str::trim).filter(|p| !p.is_empty());
+            return ListItems::Decoded(parts.map(OwnedValue::from).collect());
+        }
     }
     ListItems::One(v)
 }
 
 /// The first element of a list, or the value itself when it is not a list.
 pub fn first(v: Option<&OwnedValue>) -> Out<'_> {
-    match list_items(v) {
+    match list_items(v, false) {
         ListItems::Decoded(d) => d.first().map_or(Out::Null, |e| json(e).into_static()),
         items => items.borrowed().first().map_or(Out::Null, json),
     }
 }
 
 pub fn string_list<'a>(v: Option<&'a OwnedValue>, stats: &mut TransformStats) -> Out<'a> {
-    let items = list_items(v);
+    let items = list_items(v, true);
     if matches!(items, ListItems::Empty) {
         return Out::Null;
     }

@@ -28,6 +28,20 @@ pub fn tags(
         Some(s) => {
             let mut bytes = s.as_bytes().to_vec();
             match simd_json::to_owned_value(&mut bytes) {
+                // Encoded twice (a JSON string holding the JSON map) is seen in the wild.
+                Ok(OwnedValue::String(inner)) => {
+                    let mut bytes = inner.into_bytes();
+                    match simd_json::to_owned_value(&mut bytes) {
+                        Ok(d) => {
+                            decoded = d;
+                            &decoded
+                        }
+                        Err(_) => {
+                            stats.undecodable_tags += 1;
+                            return Out::Null;
+                        }
+                    }
+                }
                 Ok(d) => {
                     decoded = d;
                     &decoded
