@@ -153,7 +153,7 @@ impl TransformMap {
         }
         // Compiling checks everything else (paths, targets, keys); do it here
         // too so a bad file is refused when it is loaded, not at first use.
-        crate::transform::template::compile_map(&map, &crate::transform::ScoringConfig::default())?;
+        crate::transform::template::compile_map(&map)?;
         Ok(map)
     }
 

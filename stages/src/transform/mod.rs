@@ -48,7 +48,7 @@ impl Transformer {
         if map.version != 1 {
             return Err(MapError::Version(map.version));
         }
-        let compiled = compile_map(&map, &scoring)?;
+        let compiled = compile_map(&map)?;
         Ok(Transformer {
             compiled,
             scoring,

@@ -21,7 +21,7 @@ macro_rules! counters {
                 $(self.$name += other.$name;)*
             }
 
-            /// The counter called `name`, for map-chosen counters.
+            /// The slot of a counter a map chose by name.
             pub(crate) fn slot(&mut self, which: Counter) -> &mut u64 {
                 match which {
                     $(Counter::$name => &mut self.$name,)*

@@ -14,7 +14,6 @@ use super::limits;
 use super::map::{Convert, FieldSpec, Kind, MapError, TransformMap};
 use super::out::Out;
 use super::path::{self, Sources};
-use super::scoring::ScoringConfig;
 use super::stats::Counter;
 
 #[derive(Debug)]
@@ -89,10 +88,7 @@ pub(crate) struct Compiled {
     pub finding_asset_id: Sources,
 }
 
-pub(crate) fn compile_map(
-    map: &TransformMap,
-    _scoring: &ScoringConfig,
-) -> Result<Compiled, MapError> {
+pub(crate) fn compile_map(map: &TransformMap) -> Result<Compiled, MapError> {
     let asset_root = compile_fields("asset", &map.asset.field)?;
     let finding_root = compile_fields("finding", &map.finding.field)?;
     let asset_id = key_value("asset", "id_field", &asset_root, &map.asset.id_field)?;
