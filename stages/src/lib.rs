@@ -11,3 +11,4 @@ pub mod page;
 pub mod parse;
 pub mod secret;
 pub mod sink;
+pub mod transform;

@@ -1,0 +1,306 @@
+//! Strings, numbers, booleans, lists and IPs.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use simd_json::prelude::*;
+use simd_json::OwnedValue;
+
+use super::super::out::Out;
+use super::super::stats::TransformStats;
+
+fn present(v: Option<&OwnedValue>) -> Option<&OwnedValue> {
+    v.filter(|v| !v.is_null())
+}
+
+/// Any value, copied. Object keys are sorted: Orca's key order is not part
+/// of the data, and the output must be byte-stable.
+pub fn json(v: &OwnedValue) -> Out<'_> {
+    json_at(v, 0)
+}
+
+/// Past this depth a value is dropped: recursion on hostile nesting must
+/// not exhaust the stack.
+const MAX_DEPTH: usize = 64;
+
+fn json_at(v: &OwnedValue, depth: usize) -> Out<'_> {
+    if depth > MAX_DEPTH {
+        return Out::Null;
+    }
+    if let Some(s) = v.as_str() {
+        return Out::Str(Cow::Borrowed(s));
+    }
+    if let Some(a) = v.as_array() {
+        return Out::List(
+            <[OwnedValue]>::iter(a)
+                .map(|e| json_at(e, depth + 1))
+                .collect(),
+        );
+    }
+    if let Some(o) = v.as_object() {
+        let mut entries: Vec<(Cow<'_, str>, Out<'_>)> = o
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), json_at(v, depth + 1)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        return Out::Obj(entries);
+    }
+    if let Some(b) = v.as_bool() {
+        return Out::Bool(b);
+    }
+    if let Some(i) = v.as_i64() {
+        return Out::I64(i);
+    }
+    if let Some(u) = v.as_u64() {
+        return Out::U64(u);
+    }
+    if let Some(f) = v.as_f64() {
+        return if f.is_finite() {
+            Out::F64(f)
+        } else {
+            Out::Null
+        };
+    }
+    Out::Null
+}
+
+/// A scalar as text; lists and maps are not a string and are counted.
+pub fn string<'a>(v: Option<&'a OwnedValue>, stats: &mut TransformStats) -> Out<'a> {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    match scalar_text(v) {
+        Some(s) => Out::Str(s),
+        None => {
+            stats.invalid_strings += 1;
+            Out::Null
+        }
+    }
+}
+
+/// Text of a string, number or bool.
+pub fn scalar_text(v: &OwnedValue) -> Option<Cow<'_, str>> {
+    if let Some(s) = v.as_str() {
+        Some(Cow::Borrowed(s))
+    } else if let Some(b) = v.as_bool() {
+        Some(Cow::Borrowed(if b { "true" } else { "false" }))
+    } else if let Some(i) = v.as_i64() {
+        Some(i.to_string().into())
+    } else if let Some(u) = v.as_u64() {
+        Some(u.to_string().into())
+    } else {
+        v.as_f64()
+            .filter(|f| f.is_finite())
+            .map(|f| f.to_string().into())
+    }
+}
+
+/// Integer of a number or numeric string, without counting.
+fn to_int(v: &OwnedValue) -> Option<Out<'static>> {
+    if v.as_bool().is_some() {
+        return None;
+    }
+    if let Some(i) = v.as_i64() {
+        return Some(Out::I64(i));
+    }
+    if let Some(u) = v.as_u64() {
+        return Some(Out::U64(u));
+    }
+    if let Some(f) = v.as_f64() {
+        return int_of_f64(f);
+    }
+    let s = v.as_str()?.trim();
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(Out::I64(i));
+    }
+    if let Ok(u) = s.parse::<u64>() {
+        return Some(Out::U64(u));
+    }
+    s.parse::<f64>().ok().and_then(int_of_f64)
+}
+
+fn int_of_f64(f: f64) -> Option<Out<'static>> {
+    // 2^63 bounds the i64 range exactly; past it an f64 has no fraction but no i64 either.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(Out::I64(f as i64))
+}
+
+fn to_float(v: &OwnedValue) -> Option<f64> {
+    if v.as_bool().is_some() {
+        return None;
+    }
+    let f = match v.as_str() {
+        Some(s) => s.trim().parse::<f64>().ok()?,
+        None => v.cast_f64()?,
+    };
+    // Rust parses "inf" and "NaN"; neither is a number JSON can carry.
+    f.is_finite().then_some(f)
+}
+
+pub fn int(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    to_int(v).unwrap_or_else(|| {
+        stats.invalid_numbers += 1;
+        Out::Null
+    })
+}
+
+pub fn float(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    match to_float(v) {
+        Some(f) => Out::F64(f),
+        None => {
+            stats.invalid_numbers += 1;
+            Out::Null
+        }
+    }
+}
+
+/// An integer when the value is integral, else a float.
+pub fn number(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    if let Some(i) = to_int(v) {
+        return i;
+    }
+    match to_float(v) {
+        Some(f) => Out::F64(f),
+        None => {
+            stats.invalid_numbers += 1;
+            Out::Null
+        }
+    }
+}
+
+pub fn boolean(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    if let Some(b) = v.as_bool() {
+        return Out::Bool(b);
+    }
+    if let Some(s) = v.as_str().map(str::trim) {
+        for (word, b) in [
+            ("true", true),
+            ("false", false),
+            ("yes", true),
+            ("no", false),
+        ] {
+            if s.eq_ignore_ascii_case(word) {
+                return Out::Bool(b);
+            }
+        }
+    }
+    match v.as_i64() {
+        Some(0) => Out::Bool(false),
+        Some(1) => Out::Bool(true),
+        _ => {
+            stats.invalid_bools += 1;
+            Out::Null
+        }
+    }
+}
+
+/// The elements of a list-valued field: a list, a to-many relation, a list
+/// JSON-encoded in a string, or one bare value standing for a list of one.
+pub enum ListItems<'a> {
+    Borrowed(&'a [OwnedValue]),
+    Decoded(Vec<OwnedValue>),
+    One(&'a OwnedValue),
+    Empty,
+}
+
+impl<'a> ListItems<'a> {
+    pub fn iter(&self) -> std::slice::Iter<'_, OwnedValue> {
+        match self {
+            ListItems::Decoded(v) => <[OwnedValue]>::iter(v),
+            other => other.borrowed().iter(),
+        }
+    }
+
+    /// The elements borrowed from the input (none for decoded ones).
+    pub fn borrowed(&self) -> &'a [OwnedValue] {
+        match self {
+            ListItems::Borrowed(s) => s,
+            ListItems::One(v) => std::slice::from_ref(*v),
+            ListItems::Decoded(_) | ListItems::Empty => &[],
+        }
+    }
+}
+
+/// With `split_commas`, a bare string `"a, b"` is the list `["a", "b"]`
+/// (for MACs, IPs and CWE ids, which never contain a comma).
+pub fn list_items(v: Option<&OwnedValue>, split_commas: bool) -> ListItems<'_> {
+    let Some(v) = present(v) else {
+        return ListItems::Empty;
+    };
+    if let Some(a) = v.as_array() {
+        return ListItems::Borrowed(a);
+    }
+    if let Some(o) = v.as_object() {
+        let elems = super::super::path::elements(Some(v));
+        if !elems.is_empty() {
+            return ListItems::Borrowed(elems);
+        }
+        // A wrapper around some other list shape (`{"value": "a,b"}`).
+        return match o.get("value") {
+            Some(inner) => list_items(Some(inner), split_commas),
+            None => ListItems::One(v),
+        };
+    }
+    if let Some(s) = v.as_str() {
+        if s.trim_start().starts_with('[') {
+            let mut bytes = s.as_bytes().to_vec();
+            if let Ok(OwnedValue::Array(a)) = simd_json::to_owned_value(&mut bytes) {
+                return ListItems::Decoded(*a);
+            }
+        }
+        if split_commas && s.contains(',') {
+            let parts = s.split(',').map(str::trim).filter(|p| !p.is_empty());
+            return ListItems::Decoded(parts.map(OwnedValue::from).collect());
+        }
+    }
+    ListItems::One(v)
+}
+
+/// The first element of a list, or the value itself when it is not a list.
+pub fn first(v: Option<&OwnedValue>) -> Out<'_> {
+    match list_items(v, false) {
+        ListItems::Decoded(d) => d.first().map_or(Out::Null, |e| json(e).into_static()),
+        items => items.borrowed().first().map_or(Out::Null, json),
+    }
+}
+
+pub fn string_list<'a>(v: Option<&'a OwnedValue>, stats: &mut TransformStats) -> Out<'a> {
+    let items = list_items(v, true);
+    if matches!(items, ListItems::Empty) {
+        return Out::Null;
+    }
+    let mut out = Vec::new();
+    for item in items.iter().filter(|i| !i.is_null()) {
+        match scalar_text(item) {
+            Some(s) => out.push(Out::Str(Cow::Owned(s.into_owned()))),
+            None => stats.invalid_strings += 1,
+        }
+    }
+    Out::List(out)
+}
+
+/// A valid IPv4 or IPv6 address in canonical form; anything else is null and counted.
+pub fn ip(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+    let Some(v) = present(v) else {
+        return Out::Null;
+    };
+    match v.as_str().and_then(|s| s.trim().parse::<IpAddr>().ok()) {
+        Some(ip) => Out::Str(ip.to_string().into()),
+        None => {
+            stats.invalid_ips += 1;
+            Out::Null
+        }
+    }
+}

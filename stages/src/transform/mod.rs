@@ -1,0 +1,154 @@
+//! Transform stage: an Orca item becomes an ETM asset document or finding.
+//!
+//! What goes where is data ([`TransformMap`], TOML), compiled once by
+//! [`Transformer::new`]; the conversions, scoring and limits it names live
+//! in the submodules. The transform never fails on a value: odd values
+//! become null or a default and are counted in [`TransformStats`]; only a
+//! record without its key becomes a [`DeadLetter`].
+
+mod convert;
+mod limits;
+mod map;
+mod out;
+mod path;
+mod scoring;
+mod stats;
+mod template;
+
+pub use convert::parse_date;
+pub use map::{AssetSection, Convert, FieldSpec, FindingSection, Kind, MapError, TransformMap};
+pub use scoring::ScoringConfig;
+pub use stats::TransformStats;
+
+use crate::model::{
+    raw_excerpt, DeadLetter, EtmAsset, EtmFinding, EtmRecord, OrcaRecord, RecordKind,
+};
+use convert::Env;
+use template::{compile_map, key_text, Compiled};
+
+/// The compiled map plus scoring; shareable across worker threads.
+pub struct Transformer {
+    compiled: Compiled,
+    scoring: ScoringConfig,
+    identity: Vec<String>,
+}
+
+impl std::fmt::Debug for Transformer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transformer")
+            .field("scoring", &self.scoring)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transformer {
+    pub fn new(map: TransformMap, scoring: ScoringConfig) -> Result<Transformer, MapError> {
+        scoring.validate()?;
+        if map.version != 1 {
+            return Err(MapError::Version(map.version));
+        }
+        let compiled = compile_map(&map)?;
+        Ok(Transformer {
+            compiled,
+            scoring,
+            identity: map.asset.identity,
+        })
+    }
+
+    /// Output paths of the asset document that CSAM identification rules
+    /// match on (`sourceNativeKey`, `hostName`, …), as the map lists them.
+    pub fn identity_fields(&self) -> &[String] {
+        &self.identity
+    }
+
+    pub fn transform(
+        &self,
+        rec: &OrcaRecord,
+        stats: &mut TransformStats,
+    ) -> Result<EtmRecord, DeadLetter> {
+        // Keys are read with a scratch counter: a record refused for want of
+        // a key must not also count the odd values it carried.
+        let mut scratch = TransformStats::default();
+        let mut probe = Env {
+            scoring: &self.scoring,
+            stats: &mut scratch,
+        };
+        match rec.kind {
+            RecordKind::Asset => {
+                let tpl = &self.compiled.asset;
+                let id = tpl.id.eval(&rec.item, &mut probe);
+                let Some(asset_id) = key_text(&id).map(str::to_owned) else {
+                    stats.missing_asset_id += 1;
+                    return Err(dead_letter(
+                        rec,
+                        "missing_asset_id",
+                        "the asset has no readable asset unique id",
+                    ));
+                };
+                let doc = tpl.eval(
+                    &rec.item,
+                    &mut Env {
+                        scoring: &self.scoring,
+                        stats,
+                    },
+                );
+                Ok(EtmRecord::Asset(EtmAsset {
+                    asset_id,
+                    json: doc.to_json(),
+                }))
+            }
+            RecordKind::Finding => {
+                let link = convert::apply(
+                    Convert::String,
+                    self.compiled.finding_asset_id.first(&rec.item),
+                    None,
+                    stats::Counter::truncated_other,
+                    &mut probe,
+                );
+                let Some(asset_id) = key_text(&link).map(str::to_owned) else {
+                    stats.missing_asset_id += 1;
+                    return Err(dead_letter(
+                        rec,
+                        "missing_asset_id",
+                        "the finding names no asset it belongs to",
+                    ));
+                };
+                let tpl = &self.compiled.finding;
+                let id = tpl.id.eval(&rec.item, &mut probe);
+                let Some(vendor_id) = key_text(&id).map(str::to_owned) else {
+                    stats.missing_vendor_id += 1;
+                    return Err(dead_letter(
+                        rec,
+                        "missing_vendor_id",
+                        "the finding has no readable Orca id",
+                    ));
+                };
+                let doc = tpl.eval(
+                    &rec.item,
+                    &mut Env {
+                        scoring: &self.scoring,
+                        stats,
+                    },
+                );
+                Ok(EtmRecord::Finding(EtmFinding {
+                    asset_id,
+                    vendor_id,
+                    json: doc.to_json(),
+                }))
+            }
+        }
+    }
+}
+
+fn dead_letter(rec: &OrcaRecord, reason: &str, detail: &str) -> DeadLetter {
+    let raw = simd_json::to_vec(&rec.item).unwrap_or_default();
+    DeadLetter {
+        stage: "transform",
+        reason: reason.to_owned(),
+        detail: detail.to_owned(),
+        query: rec.query.label.clone(),
+        offset: rec.offset,
+        raw: raw_excerpt(&raw),
+    }
+}

@@ -1,0 +1,134 @@
+//! Dotted Orca paths, compiled once and evaluated by reference.
+
+use simd_json::prelude::*;
+use simd_json::OwnedValue;
+
+/// One step of a path. A segment made of digits indexes a list, but still
+/// looks up a key when it meets an object, since Orca keys may be numeric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(Box<str>),
+    Index(usize, Box<str>),
+}
+
+/// A compiled path such as `data.CloudAccount.data.CloudProvider.value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    segs: Vec<Seg>,
+}
+
+impl Path {
+    pub fn parse(s: &str) -> Result<Path, String> {
+        if s.is_empty() {
+            return Err("empty path".into());
+        }
+        let mut segs = Vec::new();
+        for part in s.split('.') {
+            if part.is_empty() {
+                return Err(format!("path `{s}` has an empty segment"));
+            }
+            let key: Box<str> = part.into();
+            match part.parse::<usize>() {
+                Ok(i) if part.bytes().all(|b| b.is_ascii_digit()) => segs.push(Seg::Index(i, key)),
+                _ => segs.push(Seg::Key(key)),
+            }
+        }
+        Ok(Path { segs })
+    }
+
+    /// The value at this path, if every step exists.
+    pub fn get<'a>(&self, root: &'a OwnedValue) -> Option<&'a OwnedValue> {
+        let mut cur = root;
+        for seg in &self.segs {
+            cur = match seg {
+                Seg::Key(k) => cur.as_object()?.get(&**k)?,
+                Seg::Index(i, k) => match cur.as_array() {
+                    Some(a) => a.get(*i)?,
+                    None => cur.as_object()?.get(&**k)?,
+                },
+            };
+        }
+        Some(cur)
+    }
+}
+
+/// Alternatives tried in order: the first that yields a non-null value wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources(Vec<Path>);
+
+impl Sources {
+    pub fn parse(list: &[String]) -> Result<Sources, String> {
+        list.iter()
+            .map(|s| Path::parse(s))
+            .collect::<Result<_, _>>()
+            .map(Sources)
+    }
+
+    pub fn first<'a>(&self, root: &'a OwnedValue) -> Option<&'a OwnedValue> {
+        self.0
+            .iter()
+            .filter_map(|p| p.get(root))
+            .find(|v| !v.is_null())
+    }
+}
+
+/// The elements of a to-many relation, whichever of Orca's shapes it came
+/// in: `{"count":N,"value":[…]}`, `{"value":[…]}` or a bare list. Anything
+/// else has no elements.
+pub fn elements(v: Option<&OwnedValue>) -> &[OwnedValue] {
+    let mut cur = v;
+    // Two levels cover `{"value":{"count":N,"value":[…]}}`; more is not a relation.
+    for _ in 0..3 {
+        match cur {
+            Some(v) => {
+                if let Some(a) = v.as_array() {
+                    return a.as_slice();
+                }
+                cur = v.as_object().and_then(|o| o.get("value"));
+            }
+            None => break,
+        }
+    }
+    &[]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> OwnedValue {
+        let mut b = s.as_bytes().to_vec();
+        simd_json::to_owned_value(&mut b).unwrap()
+    }
+
+    #[test]
+    fn paths_walk_objects_and_lists() {
+        let doc = v(r#"{"data":{"T":{"value":["a","b"]},"0":{"x":1}}}"#);
+        let p = Path::parse("data.T.value.1").unwrap();
+        assert_eq!(p.get(&doc).and_then(|x| x.as_str()), Some("b"));
+        let p = Path::parse("data.0.x").unwrap();
+        assert_eq!(p.get(&doc).and_then(|x| x.as_i64()), Some(1));
+        assert!(Path::parse("data..x").is_err());
+        assert!(Path::parse("").is_err());
+    }
+
+    #[test]
+    fn first_non_null_wins() {
+        let doc = v(r#"{"a":{"value":null},"b":{"value":"x"}}"#);
+        let s = Sources::parse(&["a.value".into(), "z".into(), "b.value".into()]).unwrap();
+        assert_eq!(s.first(&doc).and_then(|x| x.as_str()), Some("x"));
+    }
+
+    #[test]
+    fn relation_shapes() {
+        for s in [
+            r#"{"count":2,"value":[1,2]}"#,
+            r#"[1,2]"#,
+            r#"{"value":[1,2]}"#,
+        ] {
+            assert_eq!(elements(Some(&v(s))).len(), 2, "{s}");
+        }
+        assert!(elements(Some(&v(r#""x""#))).is_empty());
+        assert!(elements(None).is_empty());
+    }
+}
