@@ -5,6 +5,7 @@
 //! depends on its neighbours' data, never on their code.
 
 pub mod channel;
+pub mod fetch;
 pub mod model;
 pub mod page;
 pub mod secret;
