@@ -219,6 +219,8 @@ async fn retry_after_is_honoured_and_pauses_every_query() {
         concurrency: 2,
         // Spaced requests, so none is already in flight when a 429 comes back.
         requests_per_second: 10.0,
+        // 429s are pacing, not failures: they must not need the run's budget.
+        retry_budget: 0,
         ..config(&fake)
     };
     let (r, parsed) = run_against(&cfg).await;

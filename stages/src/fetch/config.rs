@@ -65,8 +65,9 @@ impl Default for FetchConfig {
             page_size: 1000,
             requests_per_second: 1.0,
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(300),
+            // Below the 20 s drip of a stalled server, above a slow first byte.
+            read_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(120),
             max_retries_per_request: 5,
             retry_budget: 200,
             backoff_base: Duration::from_secs(1),

@@ -91,7 +91,10 @@ pub async fn read_page(
                 retries + 1
             )));
         }
-        if !st.budget.take() {
+        // A 429 is the server pacing us, not failing: it counts against the
+        // per-request limit but not the run's budget, or a long run against a
+        // strict server would end partial although nothing was wrong.
+        if cause != "http_429" && !st.budget.take() {
             return Err(PageError::Query(format!(
                 "retry budget of the run exhausted at offset {offset}; last error ({cause}): {detail}"
             )));

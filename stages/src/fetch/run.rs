@@ -54,7 +54,14 @@ pub async fn run_at(
     for part in plan(&cfg.models) {
         tasks.spawn(process(st.clone(), part));
     }
-    while tasks.join_next().await.is_some() {}
+    let mut lost_tasks = 0u32;
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            // A query whose task died has no report: the run cannot be complete.
+            lost_tasks += 1;
+            tracing::error!("fetch query task failed: {e}");
+        }
+    }
 
     if let Some(e) = st.take_fatal() {
         return Err(e);
@@ -64,7 +71,7 @@ pub async fn run_at(
     }
     let mut queries = st.take_reports();
     queries.sort_by(|a, b| a.label.cmp(&b.label));
-    let complete = queries.iter().all(|q| q.complete);
+    let complete = lost_tasks == 0 && queries.iter().all(|q| q.complete);
     let report = FetchReport {
         requests: st.requests.load(std::sync::atomic::Ordering::Relaxed),
         pages: st.pages.load(std::sync::atomic::Ordering::Relaxed),
