@@ -65,10 +65,6 @@ async fn assets_25000_behind_a_10000_cap_are_split_and_all_read() {
         .count() as u64;
     assert_eq!(ec2, min + rep.partitions_split, "{rep:#?}");
     assert!(rep.partitions_split <= 3, "{rep:#?}");
-    eprintln!(
-        "DBG25k requests={} splits={} min={min}",
-        rep.requests, rep.partitions_split
-    );
     assert!(fake.requests().iter().all(|r| r.offset() < 10_000));
 }
 
@@ -201,10 +197,6 @@ async fn shuffled_ties_are_read_exactly_once_after_dedupe() {
     assert_eq!(leaves_unique, 3000, "{rep:#?}");
     let p = rep.query("AwsEc2Instance").unwrap();
     assert_eq!(p.split_reason.as_deref(), Some("rows_shifted"), "{p:?}");
-    eprintln!(
-        "DBGties requests={} splits={}",
-        rep.requests, rep.partitions_split
-    );
 }
 
 #[tokio::test]
@@ -266,4 +258,33 @@ async fn pages_rows_that_led_to_a_split_are_still_sent() {
         parsed.ids.iter().filter(|i| i.starts_with("Gcp")).count() as u64,
         10_500 + 1000 * rep.partitions_split
     );
+}
+
+#[tokio::test]
+async fn windows_older_than_the_data_are_not_probed_once_totals_are_covered() {
+    let mut all = items("AwsEc2Instance", 25_000);
+    // Everything first seen in the last months: old windows are empty.
+    for (i, it) in all.iter_mut().enumerate() {
+        it.first_seen = Some(T1 - 15_000_000_000 + i as i64 * 500_000);
+    }
+    let t = Arc::new(Tenant::new(all, 10_000));
+    let t2 = t.clone();
+    let fake = serve(Arc::new(move |r: &Req| t2.answer(r))).await;
+    let cfg = FetchConfig {
+        concurrency: 1,
+        ..one_model(&fake, "AwsEc2Instance")
+    };
+    let (rep, parsed) = go(cfg).await;
+    assert!(rep.complete, "{rep:#?}");
+    assert_eq!(parsed.count_by_prefix()["AwsEc2Instance"], 25_000);
+    let probed_old = fake
+        .requests()
+        .iter()
+        .filter(|r| r.model() == "AwsEc2Instance" && r.filtered())
+        .filter(|r| {
+            let w = &r.body["query"]["with"]["values"];
+            w[1].as_i64().is_some_and(|end| end <= T0)
+        })
+        .count();
+    assert_eq!(probed_old, 0, "empty old windows were probed");
 }

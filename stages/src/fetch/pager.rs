@@ -2,6 +2,7 @@
 //! parse stage has read it, the offset advanced by the rows actually received.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -159,7 +160,10 @@ impl Walk {
 
 /// Walk one partition from offset 0. Stops at an empty page, as soon as the
 /// unique ids reach `total_items` (no final empty request), or at the cap.
-pub async fn walk(st: &RunState, part: &Partition) -> Walk {
+///
+/// `siblings_total`, when given, receives this partition's `total_items` as
+/// soon as page 1 tells it, so the parent can skip siblings once covered.
+pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&AtomicU64>) -> Walk {
     let info = Arc::new(QueryInfo {
         label: part.label(),
         model: part.model.clone(),
@@ -206,6 +210,9 @@ pub async fn walk(st: &RunState, part: &Partition) -> Walk {
         w.unique += (s.rows - ided) as u64;
         if w.pages == 1 {
             w.total = s.total_items;
+            if let (Some(acc), Some(t)) = (siblings_total, w.total) {
+                acc.fetch_add(t, Ordering::AcqRel);
+            }
             if let Some(t) = w.total {
                 if t > cap {
                     w.end = WalkEnd::OverCap(t);

@@ -218,8 +218,11 @@ impl Partition {
             start_ms: WINDOW_ORIGIN_MS,
             end_ms: now_ms.saturating_add(DAY_MS).max(WINDOW_ORIGIN_MS + 1),
         });
+        // Newest first: items cluster in recent windows, and once the windows
+        // read so far account for the parent's total the rest can be skipped.
         w.split(n)
             .into_iter()
+            .rev()
             .map(|c| self.with_window(c))
             .collect()
     }
@@ -302,7 +305,9 @@ mod tests {
         let kids = p.split_over_cap(25_000, 10_000, now);
         // ceil(25000 / 8000) = 4 windows at once.
         assert_eq!(kids.len(), 4);
-        let ws: Vec<Window> = kids.iter().map(|k| k.window.unwrap()).collect();
+        let mut ws: Vec<Window> = kids.iter().map(|k| k.window.unwrap()).collect();
+        assert!(ws[0].start_ms > ws[1].start_ms, "newest window first");
+        ws.reverse();
         assert_eq!(ws[0].start_ms, WINDOW_ORIGIN_MS);
         assert_eq!(ws[3].end_ms, now + DAY_MS);
         for pair in ws.windows(2) {
@@ -311,8 +316,9 @@ mod tests {
         // Recursion keeps within the parent window.
         let grandkids = kids[1].split_shifted(5500, 1000, now);
         assert_eq!(grandkids.len(), 6);
-        assert_eq!(grandkids[0].window.unwrap().start_ms, ws[1].start_ms);
-        assert_eq!(grandkids[5].window.unwrap().end_ms, ws[1].end_ms);
+        assert_eq!(kids[1].window.unwrap(), ws[2]);
+        assert_eq!(grandkids[5].window.unwrap().start_ms, ws[2].start_ms);
+        assert_eq!(grandkids[0].window.unwrap().end_ms, ws[2].end_ms);
         // Never fewer than MIN_TIME_FANOUT windows.
         assert_eq!(p.split_over_cap(10_001, 10_000, now).len(), 4);
     }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -52,7 +53,7 @@ pub async fn run_at(
 
     let mut tasks = JoinSet::new();
     for part in plan(&cfg.models) {
-        tasks.spawn(process(st.clone(), part));
+        tasks.spawn(process(st.clone(), part, None));
     }
     let mut lost_tasks = 0u32;
     while let Some(r) = tasks.join_next().await {
@@ -73,12 +74,12 @@ pub async fn run_at(
     queries.sort_by(|a, b| a.label.cmp(&b.label));
     let complete = lost_tasks == 0 && queries.iter().all(|q| q.complete);
     let report = FetchReport {
-        requests: st.requests.load(std::sync::atomic::Ordering::Relaxed),
-        pages: st.pages.load(std::sync::atomic::Ordering::Relaxed),
+        requests: st.requests.load(Ordering::Relaxed),
+        pages: st.pages.load(Ordering::Relaxed),
         retries_by_cause: st.retries.snapshot(),
         retry_budget_left: st.budget.left(),
         rate_limit_wait: st.limiter.waited(),
-        partitions_split: st.splits.load(std::sync::atomic::Ordering::Relaxed),
+        partitions_split: st.splits.load(Ordering::Relaxed),
         complete,
         queries,
     };
@@ -91,6 +92,19 @@ pub async fn run_at(
     Ok(report)
 }
 
+/// The children of one split: the parent's total, and the totals the
+/// children's first pages reported so far.
+struct Coverage {
+    target: u64,
+    seen: AtomicU64,
+}
+
+impl Coverage {
+    fn covered(&self) -> bool {
+        self.seen.load(Ordering::Acquire) >= self.target
+    }
+}
+
 /// What a finished partition tells its parent.
 struct Node {
     total: Option<u64>,
@@ -99,12 +113,29 @@ struct Node {
 
 /// Walk a partition; if it must be split, process the children (in parallel,
 /// bounded by the walker semaphore) and check that their totals add up.
-fn process(st: Arc<RunState>, part: Partition) -> Pin<Box<dyn Future<Output = Node> + Send>> {
+///
+/// Siblings (disjoint by construction) share a [`Coverage`]: once the totals
+/// seen so far reach the parent's total, the siblings not yet started must be
+/// empty, and probing them would waste a request each.
+fn process(
+    st: Arc<RunState>,
+    part: Partition,
+    coverage: Option<Arc<Coverage>>,
+) -> Pin<Box<dyn Future<Output = Node> + Send>> {
     Box::pin(async move {
         // The permit covers the walk only: a parent waiting for its children
         // must not hold a slot they need.
         let w = match st.walkers.acquire().await {
-            Ok(_permit) => walk(&st, &part).await,
+            Ok(_permit) => {
+                if let Some(c) = coverage.as_deref().filter(|c| c.covered()) {
+                    tracing::debug!(query = %part.label(), target = c.target, "skipped: siblings already cover the parent's total");
+                    return Node {
+                        total: Some(0),
+                        complete: true,
+                    };
+                }
+                walk(&st, &part, coverage.as_deref().map(|c| &c.seen)).await
+            }
             Err(_) => return stopped(),
         };
         let mut rep = base_report(&part, &w);
@@ -157,9 +188,13 @@ fn process(st: Arc<RunState>, part: Partition) -> Pin<Box<dyn Future<Output = No
         rep.split = true;
         rep.split_reason = Some(reason.to_string());
 
+        let cov = Arc::new(Coverage {
+            target: total,
+            seen: AtomicU64::new(0),
+        });
         let mut tasks = JoinSet::new();
         for c in children {
-            tasks.spawn(process(st.clone(), c));
+            tasks.spawn(process(st.clone(), c, Some(cov.clone())));
         }
         let mut sum = 0u64;
         let mut all_complete = true;
