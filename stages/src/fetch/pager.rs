@@ -51,7 +51,11 @@ pub async fn read_page(
                     body: bytes,
                     ack,
                 };
-                if st.out.send_async(page).await.is_err() {
+                let sent = tokio::select! {
+                    _ = st.stop.cancelled() => return Err(PageError::Stop),
+                    r = st.out.send_async(page) => r,
+                };
+                if sent.is_err() {
                     st.fail(super::FetchError::DownstreamClosed);
                     return Err(PageError::Stop);
                 }
@@ -102,15 +106,16 @@ pub async fn read_page(
         }
         retries += 1;
         st.retries.count(cause);
-        let wait = match retry_after.map(|d| st.policy.capped_retry_after(d)) {
-            // The server asked the token to slow down: every query waits, and
-            // the retry goes through the limiter like any other request.
-            Some(d) if cause == "http_429" => {
-                st.limiter.pause_for(d);
-                std::time::Duration::ZERO
-            }
-            Some(d) => d,
-            None => st.policy.backoff(retries),
+        let wait = retry_after
+            .map(|d| st.policy.capped_retry_after(d))
+            .unwrap_or_else(|| st.policy.backoff(retries));
+        let wait = if cause == "http_429" {
+            // The token is over its limit: every query waits, not only this
+            // one, and the retry goes through the limiter like any request.
+            st.limiter.pause_for(wait);
+            std::time::Duration::ZERO
+        } else {
+            wait
         };
         tracing::warn!(
             query = %info.label, offset, cause, retry = retries,

@@ -192,7 +192,7 @@ impl Partition {
     /// the cap if spread evenly, so few probes are wasted on halving.
     /// Empty when it cannot be cut further.
     pub fn split_over_cap(&self, total: u64, cap: u64, now_ms: i64) -> Vec<Partition> {
-        if self.kind == RecordKind::Finding && self.severity.is_none() && self.window.is_none() {
+        if self.kind == RecordKind::Finding && self.severity.is_none() {
             let mut out: Vec<Partition> = SEVERITIES
                 .iter()
                 .map(|s| self.with_severity(SeverityBucket::Is(s)))
@@ -321,6 +321,22 @@ mod tests {
         assert_eq!(grandkids[0].window.unwrap().end_ms, ws[2].end_ms);
         // Never fewer than MIN_TIME_FANOUT windows.
         assert_eq!(p.split_over_cap(10_001, 10_000, now).len(), 4);
+    }
+
+    #[test]
+    fn findings_in_a_window_still_split_by_severity_first() {
+        let f = plan(&models()).pop().unwrap();
+        let w = Window {
+            start_ms: 100,
+            end_ms: 101,
+        };
+        let kids = f.with_window(w).split_over_cap(20_000, 10_000, 0);
+        assert_eq!(kids.len(), 6);
+        assert!(kids
+            .iter()
+            .all(|k| k.window == Some(w) && k.severity.is_some()));
+        // A one-millisecond window of one severity cannot be cut further.
+        assert!(kids[0].split_over_cap(20_000, 10_000, 0).is_empty());
     }
 
     #[test]
