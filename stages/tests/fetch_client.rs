@@ -394,7 +394,7 @@ async fn request_rate_never_exceeds_the_limit() {
     let t = small_tenant(150);
     let fake = serve(Arc::new(move |r: &Req| t.answer(r))).await;
     let cfg = FetchConfig {
-        requests_per_second: 20.0,
+        requests_per_second: 10.0,
         page_size: 100,
         concurrency: 4,
         ..config(&fake)
@@ -409,7 +409,7 @@ async fn request_rate_never_exceeds_the_limit() {
     at.sort();
     for w in at.windows(2) {
         assert!(
-            w[1] - w[0] >= Duration::from_millis(50),
+            w[1] - w[0] >= Duration::from_millis(100),
             "gap {:?}",
             w[1] - w[0]
         );

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 /// leave, but the server sees them when they arrive, and connection set-up can
 /// delay one request more than the next. Without a margin, two requests could
 /// land less than one period apart and be refused.
-const SPACING_MARGIN: Duration = Duration::from_millis(25);
+const SPACING_MARGIN: Duration = Duration::from_millis(30);
 
 pub struct SharedLimiter {
     gcra: Option<DefaultDirectRateLimiter>,
