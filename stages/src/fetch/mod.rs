@@ -1,11 +1,11 @@
 //! The fetch stage: pulls host assets and VulnerabilityV2 findings from
 //! Orca's Serving-Layer query API and hands every raw page to the parse stage.
 //!
-//! - [`config`]: what the user configures; [`base_url`]: the domain forms.
+//! - [`config`]: what the user configures; [`base_url`](mod@base_url): the domain forms.
 //! - [`client`]: one HTTP request, classified; [`retry`]: backoff and budget;
 //!   [`limiter`]: the per-token request rate shared by every query.
 //! - [`planner`]: the queries, their bodies, and how partitions are split;
-//!   [`pager`]: the offset walk of one partition; [`run`](run()): the whole run.
+//!   `pager`: the offset walk of one partition; [`run`](run()): the whole run.
 //! - [`report`]: what goes into the run manifest.
 //!
 //! # Calling it
