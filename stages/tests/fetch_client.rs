@@ -462,3 +462,60 @@ async fn dropped_ack_means_downstream_closed() {
     assert!(matches!(e, FetchError::DownstreamClosed), "{e:?}");
     assert!(seen.load(Ordering::SeqCst) >= 1);
 }
+
+#[tokio::test]
+async fn silent_server_hits_read_timeout_before_any_header() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let cfg = FetchConfig {
+        domain: format!("http://{addr}/api/"),
+        allow_insecure_http: true,
+        requests_per_second: 0.0,
+        read_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(60),
+        max_retries_per_request: 1,
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(2),
+        models: vec!["AwsEc2Instance".into()],
+        ..FetchConfig::default()
+    };
+    let started = Instant::now();
+    let (r, _) = run_against(&cfg).await;
+    let rep = r.unwrap();
+    assert!(!rep.complete);
+    assert_eq!(rep.retries_by_cause.get("timeout"), Some(&2));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn slow_but_steady_drip_hits_the_total_timeout() {
+    let t = small_tenant(5);
+    let fake = serve(Arc::new(move |r: &Req| {
+        if r.n == 0 {
+            // Never idle long enough for the read timeout, but never done.
+            drip_reply(Duration::from_millis(50))
+        } else {
+            t.answer(r)
+        }
+    }))
+    .await;
+    let cfg = FetchConfig {
+        read_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_millis(600),
+        models: vec!["AwsEc2Instance".into()],
+        concurrency: 1,
+        ..config(&fake)
+    };
+    let (r, parsed) = run_against(&cfg).await;
+    let rep = r.unwrap();
+    assert!(rep.complete, "{rep:#?}");
+    assert_eq!(rep.retries_by_cause.get("timeout"), Some(&1));
+    assert_eq!(parsed.unique(), 10);
+}
