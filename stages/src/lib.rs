@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod dedupe;
+pub mod fetch;
 pub mod model;
 pub mod page;
 pub mod parse;

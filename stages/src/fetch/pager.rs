@@ -1,0 +1,239 @@
+//! Reading one partition: one page at a time, each page retried until the
+//! parse stage has read it, the offset advanced by the rows actually received.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::client::Outcome;
+use super::planner::Partition;
+use super::state::RunState;
+use crate::page::{Page, PageSummary, PageVerdict, QueryInfo};
+
+/// Why a page could not be had.
+#[derive(Debug)]
+pub enum PageError {
+    /// This partition cannot be completed (the reason says why).
+    Query(String),
+    /// The run is stopping (cancelled, run-fatal error, downstream gone).
+    Stop,
+}
+
+/// Fetch one page, hand it downstream, and retry the same request until the
+/// parse stage reads it, the retries run out, or the run stops.
+pub async fn read_page(
+    st: &RunState,
+    info: &Arc<QueryInfo>,
+    part: &Partition,
+    offset: u64,
+    limit: u64,
+) -> Result<PageSummary, PageError> {
+    let body = part.body(offset, limit);
+    let mut retries = 0u32;
+    loop {
+        tokio::select! {
+            _ = st.stop.cancelled() => return Err(PageError::Stop),
+            _ = st.limiter.acquire() => {}
+        }
+        RunState::bump(&st.requests);
+        let outcome = tokio::select! {
+            _ = st.stop.cancelled() => return Err(PageError::Stop),
+            o = st.client.post(body.clone()) => o,
+        };
+        let (cause, retry_after, detail) = match outcome {
+            Outcome::Body(bytes) => {
+                let (ack, verdict) = oneshot::channel();
+                let page = Page {
+                    query: info.clone(),
+                    offset,
+                    body: bytes,
+                    ack,
+                };
+                let sent = tokio::select! {
+                    _ = st.stop.cancelled() => return Err(PageError::Stop),
+                    r = st.out.send_async(page) => r,
+                };
+                if sent.is_err() {
+                    st.fail(super::FetchError::DownstreamClosed);
+                    return Err(PageError::Stop);
+                }
+                RunState::bump(&st.pages);
+                metrics::counter!("orca_etm_fetch_pages_total").increment(1);
+                let verdict = tokio::select! {
+                    _ = st.stop.cancelled() => return Err(PageError::Stop),
+                    v = verdict => v,
+                };
+                match verdict {
+                    Ok(PageVerdict::Read(s)) => return Ok(s),
+                    Ok(PageVerdict::Failure(msg)) => {
+                        return Err(PageError::Query(format!(
+                            "Orca answered a failure at offset {offset}: {msg}"
+                        )))
+                    }
+                    Ok(PageVerdict::Malformed(why)) => ("malformed", None, why),
+                    Err(_) => {
+                        st.fail(super::FetchError::DownstreamClosed);
+                        return Err(PageError::Stop);
+                    }
+                }
+            }
+            Outcome::Transient {
+                cause,
+                retry_after,
+                detail,
+            } => (cause, retry_after, detail),
+            Outcome::QueryFailed(msg) => return Err(PageError::Query(msg)),
+            Outcome::Fatal(e) => {
+                st.fail(e);
+                return Err(PageError::Stop);
+            }
+        };
+        if retries >= st.policy.max_per_request {
+            return Err(PageError::Query(format!(
+                "gave up at offset {offset} after {} attempts; last error ({cause}): {detail}",
+                retries + 1
+            )));
+        }
+        // A 429 is the server pacing us, not failing: it counts against the
+        // per-request limit but not the run's budget, or a long run against a
+        // strict server would end partial although nothing was wrong.
+        if cause != "http_429" && !st.budget.take() {
+            return Err(PageError::Query(format!(
+                "retry budget of the run exhausted at offset {offset}; last error ({cause}): {detail}"
+            )));
+        }
+        retries += 1;
+        st.retries.count(cause);
+        let wait = retry_after
+            .map(|d| st.policy.capped_retry_after(d))
+            .unwrap_or_else(|| st.policy.backoff(retries));
+        let wait = if cause == "http_429" {
+            // The token is over its limit: every query waits, not only this
+            // one, and the retry goes through the limiter like any request.
+            st.limiter.pause_for(wait);
+            std::time::Duration::ZERO
+        } else {
+            wait
+        };
+        tracing::warn!(
+            query = %info.label, offset, cause, retry = retries,
+            wait_ms = wait.as_millis() as u64, "retrying Orca request: {detail}"
+        );
+        tokio::select! {
+            _ = st.stop.cancelled() => return Err(PageError::Stop),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// How a walk ended.
+#[derive(Debug, PartialEq)]
+pub enum WalkEnd {
+    /// Walked as far as it goes (empty page, all ids seen, or the cap).
+    Walked,
+    /// Page 1 said the partition is larger than the cap.
+    OverCap(u64),
+    Failed(String),
+    Stopped,
+}
+
+#[derive(Debug)]
+pub struct Walk {
+    pub total: Option<u64>,
+    pub rows: u64,
+    pub unique: u64,
+    pub duplicates: u64,
+    pub pages: u64,
+    /// The walk saw an empty page: the server has nothing past `offset`.
+    pub saw_end: bool,
+    pub end: WalkEnd,
+}
+
+impl Walk {
+    /// Every item counted by the server was read.
+    pub fn is_complete(&self) -> bool {
+        self.end == WalkEnd::Walked
+            && match self.total {
+                Some(t) => self.unique >= t,
+                // The server did not count: only an empty page proves the end.
+                None => self.saw_end,
+            }
+    }
+}
+
+/// Walk one partition from offset 0. Stops at an empty page, as soon as the
+/// unique ids reach `total_items` (no final empty request), or at the cap.
+///
+/// `siblings_total`, when given, receives this partition's `total_items` as
+/// soon as page 1 tells it, so the parent can skip siblings once covered.
+pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&AtomicU64>) -> Walk {
+    let info = Arc::new(QueryInfo {
+        label: part.label(),
+        model: part.model.clone(),
+        kind: part.kind,
+    });
+    let cap = st.cfg.page_cap;
+    let mut w = Walk {
+        total: None,
+        rows: 0,
+        unique: 0,
+        duplicates: 0,
+        pages: 0,
+        saw_end: false,
+        end: WalkEnd::Walked,
+    };
+    // Bounded by the cap: a partition never walks past it.
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut offset = 0u64;
+    while offset < cap {
+        let limit = st.cfg.page_size.min(cap - offset);
+        let s = match read_page(st, &info, part, offset, limit).await {
+            Ok(s) => s,
+            Err(PageError::Query(msg)) => {
+                w.end = WalkEnd::Failed(msg);
+                return w;
+            }
+            Err(PageError::Stop) => {
+                w.end = WalkEnd::Stopped;
+                return w;
+            }
+        };
+        w.pages += 1;
+        w.rows += s.rows as u64;
+        let ided = s.ids.len().min(s.rows);
+        for id in s.ids {
+            if seen.insert(id) {
+                w.unique += 1;
+            } else {
+                w.duplicates += 1;
+            }
+        }
+        // Rows whose id could not be read cannot be deduplicated; count them
+        // as distinct so they do not look like missing rows.
+        w.unique += (s.rows - ided) as u64;
+        if w.pages == 1 {
+            w.total = s.total_items;
+            if let (Some(acc), Some(t)) = (siblings_total, w.total) {
+                acc.fetch_add(t, Ordering::AcqRel);
+            }
+            if let Some(t) = w.total {
+                if t > cap {
+                    w.end = WalkEnd::OverCap(t);
+                    return w;
+                }
+            }
+        }
+        if s.rows == 0 {
+            w.saw_end = true;
+            break;
+        }
+        // By rows received, not by the limit: a short page mid-walk is not the end.
+        offset += s.rows as u64;
+        if w.total.is_some_and(|t| w.unique >= t) {
+            break;
+        }
+    }
+    w
+}

@@ -1,0 +1,283 @@
+//! The run: walk every planned query, split what does not fit, check that
+//! what was read adds up, and report.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::client::OrcaClient;
+use super::config::FetchConfig;
+use super::error::FetchError;
+use super::pager::{walk, Walk, WalkEnd};
+use super::planner::{plan, Partition};
+use super::report::{FetchReport, QueryReport};
+use super::state::RunState;
+use crate::channel;
+use crate::model::RecordKind;
+use crate::page::Page;
+use crate::secret::Secret;
+
+/// Pull every planned query from Orca and send each raw page on `out`.
+///
+/// Returns `Err` only for what makes the whole run pointless (bad token, wrong
+/// URL, bad config, cancellation, downstream gone). A query that cannot be
+/// completed is recorded in the report with `complete = false` and the run goes
+/// on; [`FetchReport::complete`] is then false.
+pub async fn run(
+    cfg: &FetchConfig,
+    token: &Secret,
+    out: channel::Sender<Page>,
+    cancel: CancellationToken,
+) -> Result<FetchReport, FetchError> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    run_at(cfg, token, out, cancel, now_ms).await
+}
+
+/// [`run`] with "now" given, so time windows are reproducible in tests.
+pub async fn run_at(
+    cfg: &FetchConfig,
+    token: &Secret,
+    out: channel::Sender<Page>,
+    cancel: CancellationToken,
+    now_ms: i64,
+) -> Result<FetchReport, FetchError> {
+    cfg.validate().map_err(FetchError::Config)?;
+    let client = OrcaClient::new(cfg, token)?;
+    tracing::info!(url = %client.url(), models = ?cfg.models, "fetch starting");
+    let stop = cancel.child_token();
+    let st = Arc::new(RunState::new(cfg.clone(), client, out, stop, now_ms));
+
+    let mut tasks = JoinSet::new();
+    for part in plan(&cfg.models) {
+        tasks.spawn(process(st.clone(), part, None));
+    }
+    let mut lost_tasks = 0u32;
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            // A query whose task died has no report: the run cannot be complete.
+            lost_tasks += 1;
+            tracing::error!("fetch query task failed: {e}");
+        }
+    }
+
+    if let Some(e) = st.take_fatal() {
+        return Err(e);
+    }
+    if cancel.is_cancelled() {
+        return Err(FetchError::Cancelled);
+    }
+    let mut queries = st.take_reports();
+    queries.sort_by(|a, b| a.label.cmp(&b.label));
+    let complete = lost_tasks == 0 && queries.iter().all(|q| q.complete);
+    let report = FetchReport {
+        requests: st.requests.load(Ordering::Relaxed),
+        pages: st.pages.load(Ordering::Relaxed),
+        retries_by_cause: st.retries.snapshot(),
+        retry_budget_left: st.budget.left(),
+        rate_limit_wait: st.limiter.waited(),
+        partitions_split: st.splits.load(Ordering::Relaxed),
+        complete,
+        queries,
+    };
+    tracing::info!(
+        requests = report.requests,
+        pages = report.pages,
+        complete = report.complete,
+        "fetch finished"
+    );
+    Ok(report)
+}
+
+/// The children of one split: the parent's total, and the totals the
+/// children's first pages reported so far.
+struct Coverage {
+    target: u64,
+    seen: AtomicU64,
+}
+
+impl Coverage {
+    fn covered(&self) -> bool {
+        self.seen.load(Ordering::Acquire) >= self.target
+    }
+}
+
+/// What a finished partition tells its parent.
+struct Node {
+    total: Option<u64>,
+    complete: bool,
+}
+
+/// Walk a partition; if it must be split, process the children (in parallel,
+/// bounded by the walker semaphore) and check that their totals add up.
+///
+/// Siblings (disjoint by construction) share a [`Coverage`]: once the totals
+/// seen so far reach the parent's total, the siblings not yet started must be
+/// empty, and probing them would waste a request each.
+fn process(
+    st: Arc<RunState>,
+    part: Partition,
+    coverage: Option<Arc<Coverage>>,
+) -> Pin<Box<dyn Future<Output = Node> + Send>> {
+    Box::pin(async move {
+        // The permit covers the walk only: a parent waiting for its children
+        // must not hold a slot they need.
+        let w = match st.walkers.acquire().await {
+            Ok(_permit) => {
+                if let Some(c) = coverage.as_deref().filter(|c| c.covered()) {
+                    tracing::debug!(query = %part.label(), target = c.target, "skipped: siblings already cover the parent's total");
+                    return Node {
+                        total: Some(0),
+                        complete: true,
+                    };
+                }
+                walk(&st, &part, coverage.as_deref().map(|c| &c.seen)).await
+            }
+            Err(_) => return stopped(),
+        };
+        let mut rep = base_report(&part, &w);
+        let (total, children, reason) = match &w.end {
+            WalkEnd::Stopped => return stopped(),
+            WalkEnd::Failed(msg) => {
+                tracing::warn!(query = %rep.label, "partition incomplete: {msg}");
+                rep.error = Some(msg.clone());
+                return finish(&st, rep);
+            }
+            WalkEnd::OverCap(t) => (
+                *t,
+                part.split_over_cap(*t, st.cfg.page_cap, st.now_ms),
+                "over_cap",
+            ),
+            WalkEnd::Walked if w.is_complete() => {
+                rep.complete = true;
+                return finish(&st, rep);
+            }
+            WalkEnd::Walked => match w.total {
+                // Rows shifted under the walk: cut into one-page windows and
+                // read again; a single page cannot shift.
+                Some(t) if t > st.cfg.page_size => (
+                    t,
+                    part.split_shifted(t, st.cfg.page_size, st.now_ms),
+                    "rows_shifted",
+                ),
+                _ => {
+                    rep.error = Some(shortfall_message(&w));
+                    tracing::warn!(query = %rep.label, "partition incomplete: {}", shortfall_message(&w));
+                    return finish(&st, rep);
+                }
+            },
+        };
+        if children.is_empty() {
+            let why = if reason == "over_cap" {
+                format!(
+                    "total_items {total} exceeds the paging cap {} and the partition cannot be split further",
+                    st.cfg.page_cap
+                )
+            } else {
+                shortfall_message(&w)
+            };
+            rep.error = Some(why);
+            return finish(&st, rep);
+        }
+        RunState::bump(&st.splits);
+        metrics::counter!("orca_etm_fetch_partitions_split_total").increment(1);
+        tracing::info!(query = %rep.label, total, reason, children = children.len(), "splitting partition");
+        rep.split = true;
+        rep.split_reason = Some(reason.to_string());
+
+        let cov = Arc::new(Coverage {
+            target: total,
+            seen: AtomicU64::new(0),
+        });
+        let mut tasks = JoinSet::new();
+        for c in children {
+            tasks.spawn(process(st.clone(), c, Some(cov.clone())));
+        }
+        let mut sum = 0u64;
+        let mut all_complete = true;
+        let mut unknown = false;
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(n) => {
+                    all_complete &= n.complete;
+                    match n.total {
+                        Some(t) => sum += t,
+                        None => unknown = true,
+                    }
+                }
+                Err(e) => {
+                    all_complete = false;
+                    tracing::error!(query = %rep.label, "partition task failed: {e}");
+                }
+            }
+        }
+        if st.stop.is_cancelled() {
+            return stopped();
+        }
+        rep.children_total = Some(sum);
+        let covered = !unknown && sum >= total;
+        rep.complete = all_complete && covered;
+        if !covered {
+            rep.error = Some(format!(
+                "sub-partitions hold {sum} of {total} items: {} items are reachable by no partition (e.g. no or out-of-range FirstSeen)",
+                total.saturating_sub(sum)
+            ));
+        } else if !all_complete {
+            rep.error = Some("some sub-partitions are incomplete".to_string());
+        }
+        finish(&st, rep)
+    })
+}
+
+fn stopped() -> Node {
+    Node {
+        total: None,
+        complete: false,
+    }
+}
+
+fn finish(st: &RunState, rep: QueryReport) -> Node {
+    let node = Node {
+        total: rep.total_items,
+        complete: rep.complete,
+    };
+    st.push_report(rep);
+    node
+}
+
+fn base_report(part: &Partition, w: &Walk) -> QueryReport {
+    QueryReport {
+        label: part.label(),
+        model: part.model.clone(),
+        kind: match part.kind {
+            RecordKind::Asset => "asset",
+            RecordKind::Finding => "finding",
+        }
+        .to_string(),
+        total_items: match w.end {
+            WalkEnd::OverCap(t) => Some(t),
+            _ => w.total,
+        },
+        rows_read: w.rows,
+        unique_ids: w.unique,
+        duplicates: w.duplicates,
+        pages: w.pages,
+        ..QueryReport::default()
+    }
+}
+
+fn shortfall_message(w: &Walk) -> String {
+    match w.total {
+        Some(t) => format!(
+            "read {} unique items of total_items {t} ({} rows, {} duplicates, {} pages); the rest could not be reached",
+            w.unique, w.rows, w.duplicates, w.pages
+        ),
+        None => format!(
+            "the server sent no total_items and the walk stopped at the paging cap after {} rows",
+            w.rows
+        ),
+    }
+}
