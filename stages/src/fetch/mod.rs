@@ -49,6 +49,7 @@
 //! every partition is.
 
 pub mod base_url;
+mod check;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -61,6 +62,7 @@ mod run;
 mod state;
 
 pub use base_url::base_url;
+pub use check::check;
 pub use config::{FetchConfig, FINDING_MODEL, VM_MODELS};
 pub use error::FetchError;
 pub use report::{FetchReport, QueryReport};
