@@ -1,1 +1,11 @@
-//! orca-etm runtime.
+//! orca-etm runtime: configuration, the run lifecycle, stage workers,
+//! progress and the run manifest. The CLI (`orca-etm`) is a thin layer over
+//! [`run::sync`].
+
+pub mod check;
+pub mod config;
+pub mod demo;
+pub mod manifest;
+pub mod progress;
+pub mod run;
+pub mod runtime;

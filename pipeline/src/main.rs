@@ -1,1 +1,216 @@
-fn main() {}
+//! `orca-etm`: pull host assets and vulnerability findings from Orca
+//! Security and deliver them as Qualys ETM host-asset documents.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pipeline::config::Config;
+use pipeline::manifest::{Manifest, RunStatus};
+use pipeline::progress::Mode;
+use pipeline::run::{RunError, RunOutcome, SyncOptions};
+
+/// Exit codes (also in the README).
+const EXIT_BAD_CONFIG: u8 = 2;
+const EXIT_FAILED: u8 = 4;
+
+#[derive(Parser)]
+#[command(
+    name = "orca-etm",
+    version,
+    about = "Orca Security → Qualys ETM connector: a full pull of host assets and their vulnerability findings"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The main job: a full pull from Orca into ETM NDJSON.
+    Sync {
+        /// The TOML config (see README). The Orca token comes from
+        /// ORCA_API_TOKEN or auth.api_token_file, never from the command line.
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = Mode::Auto)]
+        progress: Mode,
+    },
+    /// Run the main job against a built-in fake Orca tenant on loopback.
+    Demo {
+        /// Output folder.
+        #[arg(long, default_value = "orca-etm-demo")]
+        out: PathBuf,
+        /// Host assets in the fake tenant.
+        #[arg(long, default_value_t = 200)]
+        assets: u64,
+        /// Findings on those assets (default: 20 per asset).
+        #[arg(long)]
+        findings: Option<u64>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = Mode::Auto)]
+        progress: Mode,
+    },
+    /// Validate the config and test the connection and token.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The transform map (Orca paths → ETM fields).
+    TransformMap {
+        /// Print the default map, to clone and edit.
+        #[arg(long)]
+        print_default: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Sync { config, progress } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return bad_config(&e.to_string()),
+            };
+            let token = match cfg.token() {
+                Ok(t) => t,
+                Err(e) => return bad_config(&e.to_string()),
+            };
+            let opts = SyncOptions {
+                progress,
+                cancel: None,
+                handle_signals: true,
+            };
+            finish(pipeline::run::sync(&cfg, &token, opts))
+        }
+        Command::Demo {
+            out,
+            assets,
+            findings,
+            seed,
+            progress,
+        } => {
+            let opts = pipeline::demo::DemoOptions {
+                out,
+                assets,
+                findings: findings.unwrap_or(assets * 20),
+                seed,
+            };
+            let sync = SyncOptions {
+                progress,
+                cancel: None,
+                handle_signals: true,
+            };
+            finish(pipeline::demo::run(&opts, sync))
+        }
+        Command::Check { config } => match pipeline::check::run(&config) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err((code, e)) => {
+                eprintln!("orca-etm check: {e}");
+                ExitCode::from(code)
+            }
+        },
+        Command::TransformMap { print_default } => {
+            if !print_default {
+                eprintln!("orca-etm transform-map: say what to do, e.g. --print-default");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+            print!("{}", stages::transform::TransformMap::default_toml());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn bad_config(e: &str) -> ExitCode {
+    eprintln!("orca-etm: bad configuration: {e}");
+    ExitCode::from(EXIT_BAD_CONFIG)
+}
+
+fn finish(outcome: Result<RunOutcome, RunError>) -> ExitCode {
+    match outcome {
+        Ok(o) => {
+            print_summary(&o.manifest, &o);
+            ExitCode::from(o.manifest.status.exit_code() as u8)
+        }
+        Err(e) => {
+            eprintln!("orca-etm: {e}");
+            ExitCode::from(if e.exit_code() == 2 {
+                EXIT_BAD_CONFIG
+            } else {
+                EXIT_FAILED
+            })
+        }
+    }
+}
+
+fn print_summary(m: &Manifest, o: &RunOutcome) {
+    let c = &m.counts;
+    let status = match m.status {
+        RunStatus::Complete => "complete",
+        RunStatus::Partial => "PARTIAL",
+        RunStatus::Failed => "FAILED",
+    };
+    println!("run {} {status} in {:.1}s", m.run_id, m.duration_seconds);
+    if let Some(e) = &m.error {
+        println!("  reason: {e}");
+    }
+    println!(
+        "  assets: {}  findings: {}  ({})",
+        c.assets,
+        c.findings,
+        c.findings_by_status
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  dead letters: {}  repaired values: {}  orphan assets: {}  duplicates removed: {}",
+        c.dead_letters,
+        c.repairs.values().sum::<u64>(),
+        c.orphan_assets,
+        c.duplicates.assets + c.duplicates.findings
+    );
+    if let Some(f) = &m.fetch {
+        println!(
+            "  orca: {} requests, {} pages, {} retries, {} partitions split",
+            f.requests,
+            f.pages,
+            f.retries_by_cause.values().sum::<u64>(),
+            f.partitions_split
+        );
+    }
+    match &o.output {
+        Some(p) => println!("  output: {}", p.display()),
+        None => println!("  output: none written (previous output left in place)"),
+    }
+    println!("  manifest: {}", o.manifest_path.display());
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORCA_ETM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -17,14 +17,20 @@ pub async fn check(cfg: &FetchConfig, token: &Secret) -> Result<Vec<(String, Str
             Outcome::Body(body) => serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("total_items").and_then(|t| t.as_u64()))
-                .map_or_else(|| "answered (no count)".to_string(), |t| format!("{t} items")),
+                .map_or_else(
+                    || "answered (no count)".to_string(),
+                    |t| format!("{t} items"),
+                ),
             Outcome::Transient { detail, .. } => format!("not answered now: {detail}"),
             Outcome::QueryFailed(e) => format!("refused: {e}"),
             Outcome::Fatal(e) => return Err(e),
         };
         found.push((p.label(), said));
         if cfg.requests_per_second > 0.0 {
-            tokio::time::sleep(std::time::Duration::from_secs_f64(1.0 / cfg.requests_per_second)).await;
+            tokio::time::sleep(std::time::Duration::from_secs_f64(
+                1.0 / cfg.requests_per_second,
+            ))
+            .await;
         }
     }
     Ok(found)

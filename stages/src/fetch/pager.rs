@@ -17,6 +17,8 @@ use crate::page::{Page, PageSummary, PageVerdict, QueryInfo};
 pub enum PageError {
     /// This partition cannot be completed (the reason says why).
     Query(String),
+    /// This page could not be had after every retry; later pages may still be.
+    GaveUp(String),
     /// The run is stopping (cancelled, run-fatal error, downstream gone).
     Stop,
 }
@@ -91,7 +93,7 @@ pub async fn read_page(
             }
         };
         if retries >= st.policy.max_per_request {
-            return Err(PageError::Query(format!(
+            return Err(PageError::GaveUp(format!(
                 "gave up at offset {offset} after {} attempts; last error ({cause}): {detail}",
                 retries + 1
             )));
@@ -187,12 +189,28 @@ pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&Atomi
     // Bounded by the cap: a partition never walks past it.
     let mut seen: HashSet<String> = HashSet::new();
     let mut offset = 0u64;
+    // A page lost after every retry does not cost the pages behind it: the
+    // walk steps over it (by the page size, its rows unknown) and reads on,
+    // so a partial run publishes as much as could be read. A few lost pages
+    // in a row mean the server is gone for this partition.
+    let mut lost: Option<String> = None;
+    let mut lost_in_a_row = 0;
     while offset < cap {
         let limit = st.cfg.page_size.min(cap - offset);
         let s = match read_page(st, &info, part, offset, limit).await {
-            Ok(s) => s,
-            Err(PageError::Query(msg)) => {
-                w.end = WalkEnd::Failed(msg);
+            Ok(s) => {
+                lost_in_a_row = 0;
+                s
+            }
+            Err(PageError::GaveUp(msg)) if w.pages > 0 && lost_in_a_row < 2 => {
+                tracing::warn!(query = %info.label, offset, "page lost, reading on past it: {msg}");
+                lost.get_or_insert(msg);
+                lost_in_a_row += 1;
+                offset += limit;
+                continue;
+            }
+            Err(PageError::Query(msg) | PageError::GaveUp(msg)) => {
+                w.end = WalkEnd::Failed(lost.unwrap_or(msg));
                 return w;
             }
             Err(PageError::Stop) => {
@@ -234,6 +252,9 @@ pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&Atomi
         if w.total.is_some_and(|t| w.unique >= t) {
             break;
         }
+    }
+    if let Some(msg) = lost {
+        w.end = WalkEnd::Failed(msg);
     }
     w
 }

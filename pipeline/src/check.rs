@@ -1,0 +1,39 @@
+//! `orca-etm check`: the connector's "Registered" check. Validates the
+//! config, the transform map and the token, and asks Orca for one row of
+//! each kind, so a bad domain or token shows before a long run.
+
+use std::path::Path;
+
+use stages::fetch;
+
+use crate::config::Config;
+
+/// Lines to print on success; on failure the exit code and the message.
+pub fn run(path: &Path) -> Result<Vec<String>, (u8, String)> {
+    let cfg = Config::load(path).map_err(|e| (2, e.to_string()))?;
+    let token = cfg.token().map_err(|e| (2, e.to_string()))?;
+    let map = cfg.transform_map().map_err(|e| (2, e.to_string()))?;
+    stages::transform::Transformer::new(map, cfg.scoring.clone())
+        .map_err(|e| (2, e.to_string()))?;
+    let base = fetch::base_url(&cfg.orca.domain, cfg.orca.allow_insecure_http)
+        .map_err(|e| (2, e.to_string()))?;
+    let mut lines = vec![
+        format!("config {}: valid", path.display()),
+        format!("orca base URL: {base}"),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (4, e.to_string()))?;
+    let probe = rt.block_on(fetch::check(&cfg.orca, &token));
+    match probe {
+        Ok(found) => {
+            for (query, said) in found {
+                lines.push(format!("  {query}: {said}"));
+            }
+            lines.push("connection and token: OK".into());
+            Ok(lines)
+        }
+        Err(e) => Err((4, e.to_string())),
+    }
+}

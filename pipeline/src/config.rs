@@ -1,0 +1,273 @@
+//! The `orca-etm` configuration file (TOML).
+//!
+//! Settings only: runtime state lives in `run`. The Orca token is never a
+//! setting: it comes from the environment or a file named here.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use stages::dedupe::DedupeConfig;
+use stages::fetch::FetchConfig;
+use stages::secret::Secret;
+use stages::transform::{ScoringConfig, TransformMap};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Orca tenant: domain, paging, rate, timeouts, retries.
+    pub orca: FetchConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+    #[serde(default)]
+    pub run: RunConfig,
+    #[serde(default)]
+    pub dedupe: DedupeConfig,
+    #[serde(default)]
+    pub scoring: ScoringConfig,
+    /// A transform map file replacing the default (clone it with
+    /// `orca-etm transform-map --print-default`). Relative to the config file.
+    #[serde(default)]
+    pub transform_map: Option<PathBuf>,
+    /// "Preserve Findings Missing in Latest Sync": findings absent from this
+    /// run keep their previous status instead of being marked FIXED.
+    #[serde(default)]
+    pub preserve_missing: bool,
+}
+
+/// Where the Orca API token comes from: an environment variable, or a file
+/// (first line, trimmed). Never the command line, never this file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub api_token_env: String,
+    pub api_token_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            api_token_env: "ORCA_API_TOKEN".into(),
+            api_token_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Folder of `etm-assets.ndjson`, `manifest.json`, `dead-letters.ndjson`.
+    pub dir: PathBuf,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            dir: PathBuf::from("orca-etm-out"),
+        }
+    }
+}
+
+/// How the run uses the machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Spill files and other run-private state.
+    pub work_dir: PathBuf,
+    /// Threads parsing pages / applying the transform map.
+    pub parse_workers: usize,
+    pub transform_workers: usize,
+    /// Memory the run may use, in MiB. Channel capacities and the assembly
+    /// budget are derived from it, so peak memory follows this, not the tenant.
+    pub memory_budget_mib: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            work_dir: PathBuf::from("orca-etm-work"),
+            parse_workers: 2,
+            transform_workers: 1,
+            memory_budget_mib: 256,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Pages waiting to be parsed (each up to a few MiB of JSON).
+    pub fn page_queue(&self) -> usize {
+        ((self.memory_budget_mib / 64) as usize).clamp(2, 16)
+    }
+
+    /// Records in flight between parse, transform and spill, per channel.
+    pub fn record_queue(&self) -> usize {
+        ((self.memory_budget_mib * 16) as usize).clamp(1_000, 64_000)
+    }
+}
+
+/// A configuration that cannot be used; exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("no Orca API token: set the environment variable {env} or auth.api_token_file")]
+    NoToken { env: String },
+    #[error("cannot read the Orca API token file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("transform map {path}: {message}")]
+    TransformMap { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Read and validate a config file; relative paths in it are taken from
+    /// the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        Ok(cfg)
+    }
+
+    /// Parse and validate TOML text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.orca.validate()?;
+        cfg.scoring.validate().map_err(|e| e.to_string())?;
+        if cfg.run.parse_workers == 0 || cfg.run.transform_workers == 0 {
+            return Err("run.parse_workers and run.transform_workers must be at least 1".into());
+        }
+        if cfg.dedupe.partitions == 0 || cfg.dedupe.partitions > 4096 {
+            return Err("dedupe.partitions must be between 1 and 4096".into());
+        }
+        if cfg.run.memory_budget_mib < 32 {
+            return Err("run.memory_budget_mib must be at least 32".into());
+        }
+        Ok(cfg)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            Some(&mut self.output.dir),
+            Some(&mut self.run.work_dir),
+            self.transform_map.as_mut(),
+            self.auth.api_token_file.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// The transform map in force: the configured file, or the default.
+    pub fn transform_map(&self) -> Result<TransformMap, ConfigError> {
+        match &self.transform_map {
+            None => Ok(TransformMap::default_map()),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::TransformMap {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                TransformMap::from_toml(&text).map_err(|e| ConfigError::TransformMap {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// The Orca token: from the file when one is named, else the environment.
+    pub fn token(&self) -> Result<Secret, ConfigError> {
+        if let Some(path) = &self.auth.api_token_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
+                path: path.clone(),
+                source,
+            })?;
+            let token = text.lines().next().unwrap_or("").trim().to_string();
+            if !token.is_empty() {
+                return Ok(Secret::new(token));
+            }
+        }
+        match std::env::var(&self.auth.api_token_env) {
+            Ok(t) if !t.trim().is_empty() => Ok(Secret::new(t.trim())),
+            _ => Err(ConfigError::NoToken {
+                env: self.auth.api_token_env.clone(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let cfg = Config::parse("[orca]\ndomain = \"app.eu.orcasecurity.io\"\n").unwrap();
+        assert_eq!(cfg.orca.domain, "app.eu.orcasecurity.io");
+        assert_eq!(cfg.orca.page_size, 1000);
+        assert_eq!(cfg.output.dir, PathBuf::from("orca-etm-out"));
+        assert_eq!(cfg.auth.api_token_env, "ORCA_API_TOKEN");
+        assert!(!cfg.preserve_missing);
+        assert_eq!(cfg.scoring.default_severity, 3);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let e = Config::parse("[orca]\ndomain = \"x\"\n[output]\ndri = \"y\"\n").unwrap_err();
+        assert!(e.contains("dri"), "{e}");
+        let e = Config::parse("[orca]\ndomain = \"x\"\n[run]\nparse_workers = 0\n").unwrap_err();
+        assert!(e.contains("parse_workers"), "{e}");
+        assert!(Config::parse("apiToken = \"secret\"\n[orca]\ndomain = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn token_from_file_or_env_and_never_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "tok-from-file\n").unwrap();
+        let mut cfg = Config::parse("[orca]\ndomain = \"x\"\n").unwrap();
+        cfg.auth.api_token_env = "ORCA_ETM_TEST_TOKEN_UNSET_VAR".into();
+        assert!(matches!(cfg.token(), Err(ConfigError::NoToken { .. })));
+        cfg.auth.api_token_file = Some(file);
+        assert_eq!(cfg.token().unwrap().expose(), "tok-from-file");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orca-etm.toml");
+        std::fs::write(
+            &path,
+            "transform_map = \"map.toml\"\n[orca]\ndomain = \"x\"\n[output]\ndir = \"out\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.output.dir, dir.path().join("out"));
+        assert_eq!(cfg.transform_map, Some(dir.path().join("map.toml")));
+        assert!(matches!(
+            cfg.transform_map(),
+            Err(ConfigError::TransformMap { .. })
+        ));
+    }
+}

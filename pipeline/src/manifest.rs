@@ -1,0 +1,94 @@
+//! The run manifest: what a run did, beside its output, for people and scripts.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use stages::dedupe::{AssembleStats, SpillStats};
+use stages::fetch::FetchReport;
+use stages::sink::SinkReport;
+
+/// How a run ended. The exit code follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Everything read and published.
+    Complete,
+    /// Something was not read (a query incomplete, the run interrupted):
+    /// what was read is published as open findings, nothing is closed.
+    Partial,
+    /// The run could not go on (bad token, wrong domain, a stage failed):
+    /// nothing is published, the previous output stays.
+    Failed,
+}
+
+impl RunStatus {
+    /// Process exit code (README: 0 complete, 2 bad config, 3 partial, 4 failed).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            RunStatus::Complete => 0,
+            RunStatus::Partial => 3,
+            RunStatus::Failed => 4,
+        }
+    }
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub connector: &'static str,
+    pub connector_version: &'static str,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_seconds: f64,
+    /// Why the run is not complete, when it is not.
+    pub error: Option<String>,
+    pub counts: Counts,
+    /// Every query and partition read, with `total_items` against rows read.
+    pub fetch: Option<FetchReport>,
+    pub outputs: Vec<SinkReport>,
+    /// Per-stage and per-channel counters (utilization, blocked time).
+    pub stages: BTreeMap<&'static str, serde_json::Value>,
+    pub channels: BTreeMap<&'static str, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    /// Host asset documents published (orphans included).
+    pub assets: u64,
+    pub findings: u64,
+    pub findings_by_status: BTreeMap<&'static str, u64>,
+    /// Documents made for findings whose asset did not come back.
+    pub orphan_assets: u64,
+    pub dead_letters: u64,
+    pub dead_letters_by_reason: BTreeMap<String, u64>,
+    /// Values mended while parsing, by kind (lone surrogates, numbers out of range…).
+    pub repairs: BTreeMap<&'static str, u64>,
+    /// Values the transform nulled, defaulted or cut, by reason (incl. truncations).
+    pub transform: BTreeMap<&'static str, u64>,
+    pub duplicates: Duplicates,
+    pub spill: SpillStats,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Duplicates {
+    pub assets: u64,
+    pub findings: u64,
+    pub conflicting: u64,
+}
+
+impl Counts {
+    pub fn add_assembly(&mut self, a: &AssembleStats) {
+        self.assets = a.assets;
+        self.findings = a.findings;
+        self.orphan_assets = a.orphan_assets;
+        self.duplicates = Duplicates {
+            assets: a.duplicate_assets,
+            findings: a.duplicate_findings,
+            conflicting: a.conflicting_duplicates,
+        };
+    }
+}
+
+pub const FILE_NAME: &str = "manifest.json";
