@@ -7,6 +7,7 @@
 pub mod channel;
 pub mod dedupe;
 pub mod fetch;
+pub mod ledger;
 pub mod model;
 pub mod page;
 pub mod parse;
