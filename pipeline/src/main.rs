@@ -10,6 +10,13 @@ use pipeline::manifest::{Manifest, RunStatus};
 use pipeline::progress::Mode;
 use pipeline::run::{RunError, RunOutcome, SyncOptions};
 
+/// glibc's malloc keeps a heap per thread and returns little to the OS: with
+/// parse, transform and assembly threads taking turns, peak RSS grew with
+/// the tenant (307 MiB at 1M findings, 203 MiB with two arenas). mimalloc
+/// keeps it flat and is faster on this workload.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes (also in the README).
 const EXIT_BAD_CONFIG: u8 = 2;
 const EXIT_FAILED: u8 = 4;

@@ -49,8 +49,13 @@ pub struct FetchConfig {
     /// Upper bound on a server's `Retry-After`, so a bad header cannot stall the run.
     #[serde(deserialize_with = "de_duration")]
     pub retry_after_cap: Duration,
-    /// Deepest offset the server serves; partitions larger than this are split.
+    /// Deepest offset the server serves; partitions larger than this are
+    /// split. 0: the server has no cap.
     pub page_cap: u64,
+    /// Largest partition walked in one offset walk, whatever the server's
+    /// cap: the walk keeps the ids of its partition to count duplicates, so
+    /// this bounds the fetch stage's memory on any tenant.
+    pub max_partition_items: u64,
     /// Partitions walked at once (the shared limiter still bounds requests/s).
     pub concurrency: usize,
     /// The asset models; findings are limited to assets of these models.
@@ -74,6 +79,7 @@ impl Default for FetchConfig {
             backoff_max: Duration::from_secs(60),
             retry_after_cap: Duration::from_secs(120),
             page_cap: 10_000,
+            max_partition_items: 10_000,
             concurrency: 2,
             models: VM_MODELS.iter().map(|m| m.to_string()).collect(),
         }
@@ -82,11 +88,22 @@ impl Default for FetchConfig {
 
 impl FetchConfig {
     /// Checks that make the run pointless if wrong; reported before any request.
+    /// The largest partition walked: the server's cap (`0`: none) or
+    /// `max_partition_items`, whichever is smaller.
+    pub fn effective_page_cap(&self) -> u64 {
+        let server = if self.page_cap == 0 {
+            u64::MAX
+        } else {
+            self.page_cap
+        };
+        server.min(self.max_partition_items.max(self.page_size))
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.page_size == 0 {
             return Err("page_size must be at least 1".into());
         }
-        if self.page_cap < self.page_size {
+        if self.page_cap != 0 && self.page_cap < self.page_size {
             return Err(format!(
                 "page_cap ({}) must be at least page_size ({})",
                 self.page_cap, self.page_size

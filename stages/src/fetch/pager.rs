@@ -176,7 +176,7 @@ pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&Atomi
         model: part.model.clone(),
         kind: part.kind,
     });
-    let cap = st.cfg.page_cap;
+    let cap = st.cfg.effective_page_cap();
     let mut w = Walk {
         total: None,
         rows: 0,

@@ -148,7 +148,7 @@ fn process(
             }
             WalkEnd::OverCap(t) => (
                 *t,
-                part.split_over_cap(*t, st.cfg.page_cap, st.now_ms),
+                part.split_over_cap(*t, st.cfg.effective_page_cap(), st.now_ms),
                 "over_cap",
             ),
             WalkEnd::Walked if w.is_complete() => {
@@ -174,7 +174,7 @@ fn process(
             let why = if reason == "over_cap" {
                 format!(
                     "total_items {total} exceeds the paging cap {} and the partition cannot be split further",
-                    st.cfg.page_cap
+                    st.cfg.effective_page_cap()
                 )
             } else {
                 shortfall_message(&w)
