@@ -1,0 +1,48 @@
+//! parse: the project's simd-json path beside serde_json on the same bytes,
+//! and beside simd-json's raw tape (the ceiling: structure only, no values).
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use stages::model::RecordKind;
+use stages::page::QueryInfo;
+use stages::parse::Parser;
+
+fn bench(c: &mut Criterion) {
+    let t = benches::tenant(100_000);
+    for (model, kind) in [
+        ("VulnerabilityV2", RecordKind::Finding),
+        ("AwsEc2Instance", RecordKind::Asset),
+    ] {
+        let body = benches::page_body(&t, model, 0, 1000);
+        let q = Arc::new(QueryInfo {
+            label: model.into(),
+            model: model.into(),
+            kind,
+        });
+        let mut g = c.benchmark_group(format!("parse/{model}"));
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        let mut parser = Parser::new();
+        g.bench_function("orca-etm (simd-json, records)", |b| {
+            b.iter(|| parser.parse(&q, 0, &body).records.len())
+        });
+        g.bench_function("serde_json::Value", |b| {
+            b.iter(|| {
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .map(|v| v["data"].as_array().map_or(0, |a| a.len()))
+                    .unwrap_or(0)
+            })
+        });
+        g.bench_function("simd-json tape (ceiling)", |b| {
+            b.iter_batched_ref(
+                || body.clone(),
+                |buf| simd_json::to_tape(buf).map(|t| t.0.len()).unwrap_or(0),
+                BatchSize::SmallInput,
+            )
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
