@@ -656,3 +656,51 @@ fn a_newer_ledger_is_refused() {
         Err(LedgerError::SchemaTooNew { .. })
     ));
 }
+
+#[test]
+fn external_ids_are_kept_interned_and_survive_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let mut l = Ledger::open(&path).unwrap();
+    l.begin_run("r1", "t").unwrap();
+    let mut w = l.start_commit("r1").unwrap();
+    // The same CVE on two assets is one interned row.
+    w.finding_with_external_id("A", "f1", Status::New, 1, Some("CVE-2024-1"))
+        .unwrap();
+    w.finding_with_external_id("B", "f2", Status::New, 2, Some("CVE-2024-1"))
+        .unwrap();
+    w.finding_with_external_id("B", "f3", Status::New, 3, None)
+        .unwrap();
+    w.finish(&RunRecord::new("r1", run_status::COMPLETE, "t"))
+        .unwrap();
+
+    l.begin_run("r2", "t").unwrap();
+    let mut w = l.start_commit("r2").unwrap();
+    // Fixing (no id given) keeps the recorded one.
+    w.finding("A", "f1", Status::Fixed, 1).unwrap();
+    w.finish(&RunRecord::new("r2", run_status::COMPLETE, "t"))
+        .unwrap();
+
+    let known: Vec<(String, Status, Option<String>)> = l
+        .known_findings()
+        .unwrap()
+        .map(|k| {
+            let k = k.unwrap();
+            (k.vendor_id, k.status, k.external_id)
+        })
+        .collect();
+    assert_eq!(
+        known,
+        [
+            ("f1".into(), Status::Fixed, Some("CVE-2024-1".into())),
+            ("f2".into(), Status::New, Some("CVE-2024-1".into())),
+            ("f3".into(), Status::New, None),
+        ]
+    );
+    drop(l);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM external_ids", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}

@@ -94,6 +94,9 @@ pub struct Decision {
     pub status: Status,
     /// This run's fingerprint if seen, else the ledger's.
     pub fingerprint: u64,
+    /// The `externalFindingId` the ledger remembers for it (`None` when new
+    /// or never recorded): what a `FIXED` finding is published under.
+    pub known_external_id: Option<String>,
     /// Publish the finding under its asset with `status` (seen, or being
     /// fixed).
     pub emit: bool,
@@ -123,6 +126,7 @@ pub fn decide_asset<'s>(
             previous: Some(k.status),
             status: if fix { Status::Fixed } else { k.status },
             fingerprint: k.fingerprint,
+            known_external_id: k.external_id,
             emit: fix,
             write: fix,
             vendor_id: k.vendor_id,
@@ -142,14 +146,16 @@ pub fn decide_asset<'s>(
         while let Some(k) = known.next_if(|k| k.vendor_id.as_str() < vendor_id) {
             missing(k, &mut out);
         }
-        let previous = known
-            .next_if(|k| k.vendor_id == vendor_id)
-            .map(|k| k.status);
+        let (previous, known_external_id) = match known.next_if(|k| k.vendor_id == vendor_id) {
+            Some(k) => (Some(k.status), k.external_id),
+            None => (None, None),
+        };
         out.push(Decision {
             vendor_id: vendor_id.to_owned(),
             previous,
             status: super::status_seen(previous),
             fingerprint,
+            known_external_id,
             emit: true,
             write: true,
         });
@@ -170,6 +176,7 @@ mod tests {
             vendor_id: vendor.into(),
             status,
             fingerprint: 7,
+            external_id: None,
             first_seen_run: "r1".into(),
             last_seen_run: "r1".into(),
         }

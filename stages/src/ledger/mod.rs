@@ -66,6 +66,8 @@ pub struct Known {
     pub vendor_id: String,
     pub status: Status,
     pub fingerprint: u64,
+    /// The `externalFindingId` it was last published with, when known.
+    pub external_id: Option<String>,
     pub first_seen_run: String,
     pub last_seen_run: String,
 }

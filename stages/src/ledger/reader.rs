@@ -125,21 +125,53 @@ fn snapshot(path: &Path) -> Result<(Connection, HashMap<i64, String>), LedgerErr
 // CROSS JOIN makes `assets` the outer loop, walked in `asset_id` order by
 // its unique index, with each asset's findings read in primary-key
 // (`vendor_id`) order: rows come out sorted without a sort step, so a batch
-// costs its own size, not the ledger's. A unit test checks the plan.
+// costs its own size, not the ledger's. The external id is one primary-key
+// lookup per row. A unit test checks the plan.
 const FINDINGS_FIRST: &str = "
-SELECT a.id, a.asset_id, f.vendor_id, f.status, f.fingerprint, f.first_seen, f.last_seen
+SELECT a.id, a.asset_id, f.vendor_id, f.status, f.fingerprint, f.first_seen, f.last_seen, e.value
 FROM assets a CROSS JOIN findings f ON f.asset = a.id
+LEFT JOIN external_ids e ON e.id = f.external_id
 ORDER BY a.asset_id, f.vendor_id LIMIT ?1";
 const FINDINGS_AFTER_ASSET: &str = "
-SELECT a.id, a.asset_id, f.vendor_id, f.status, f.fingerprint, f.first_seen, f.last_seen
+SELECT a.id, a.asset_id, f.vendor_id, f.status, f.fingerprint, f.first_seen, f.last_seen, e.value
 FROM assets a CROSS JOIN findings f ON f.asset = a.id
+LEFT JOIN external_ids e ON e.id = f.external_id
 WHERE a.asset_id > ?1
 ORDER BY a.asset_id, f.vendor_id LIMIT ?2";
 const FINDINGS_SAME_ASSET: &str = "
-SELECT f.vendor_id, f.status, f.fingerprint, f.first_seen, f.last_seen
+SELECT ?1, NULL, f.vendor_id, f.status, f.fingerprint, f.first_seen, f.last_seen, e.value
 FROM findings f
+LEFT JOIN external_ids e ON e.id = f.external_id
 WHERE f.asset = ?1 AND f.vendor_id > ?2
 ORDER BY f.vendor_id LIMIT ?3";
+
+/// One row of the findings streams, as read.
+struct FindingRow {
+    asset: i64,
+    /// `None` from [`FINDINGS_SAME_ASSET`], which stays in the cursor's asset.
+    asset_id: Option<String>,
+    vendor_id: String,
+    status: i64,
+    fingerprint: i64,
+    first: i64,
+    last: i64,
+    external_id: Option<String>,
+}
+
+impl FindingRow {
+    fn read(r: &Row<'_>) -> rusqlite::Result<FindingRow> {
+        Ok(FindingRow {
+            asset: r.get(0)?,
+            asset_id: r.get(1)?,
+            vendor_id: r.get(2)?,
+            status: r.get(3)?,
+            fingerprint: r.get(4)?,
+            first: r.get(5)?,
+            last: r.get(6)?,
+            external_id: r.get(7)?,
+        })
+    }
+}
 
 /// Where a findings stream has read up to.
 #[derive(Debug)]
@@ -179,29 +211,33 @@ impl KnownFindings {
             .ok_or_else(|| LedgerError::Corrupt(format!("finding names unknown run #{seq}")))
     }
 
-    fn known(
-        &self,
-        asset_id: &str,
-        vendor_id: String,
-        status: i64,
-        fingerprint: i64,
-        first: i64,
-        last: i64,
-    ) -> Result<Known, LedgerError> {
-        let status = Status::from_code(status).ok_or_else(|| {
+    fn known(&self, asset_id: &str, row: FindingRow) -> Result<Known, LedgerError> {
+        let status = Status::from_code(row.status).ok_or_else(|| {
             LedgerError::Corrupt(format!(
-                "finding {asset_id}/{vendor_id}: status code {status}"
+                "finding {asset_id}/{}: status code {}",
+                row.vendor_id, row.status
             ))
         })?;
         Ok(Known {
             asset_id: asset_id.to_owned(),
-            vendor_id,
             status,
             // Stored as the same 64 bits, read back unchanged.
-            fingerprint: fingerprint as u64,
-            first_seen_run: self.run_id(first)?,
-            last_seen_run: self.run_id(last)?,
+            fingerprint: row.fingerprint as u64,
+            external_id: row.external_id,
+            first_seen_run: self.run_id(row.first)?,
+            last_seen_run: self.run_id(row.last)?,
+            vendor_id: row.vendor_id,
         })
+    }
+
+    fn query(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<FindingRow>, LedgerError> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(params, FindingRow::read)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Read the next batch into `buf`; sets `done` when there is none.
@@ -209,25 +245,14 @@ impl KnownFindings {
         let batch = BATCH as i64;
         // First the rest of the asset the last batch ended in…
         if let Some(c) = &self.cursor {
-            let mut st = self.conn.prepare_cached(FINDINGS_SAME_ASSET)?;
-            let mut rows = st.query(rusqlite::params![c.asset, c.vendor_id, batch])?;
-            let mut got = Vec::new();
-            while let Some(r) = rows.next()? {
-                got.push((
-                    r.get::<_, String>(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                ));
-            }
-            drop(rows);
-            drop(st);
+            let got = self.query(
+                FINDINGS_SAME_ASSET,
+                rusqlite::params![c.asset, c.vendor_id, batch],
+            )?;
             if !got.is_empty() {
-                let asset = c.asset;
-                let asset_id = c.asset_id.clone();
-                for (v, s, fp, first, last) in got {
-                    let k = self.known(&asset_id, v, s, fp, first, last)?;
+                let (asset, asset_id) = (c.asset, c.asset_id.clone());
+                for row in got {
+                    let k = self.known(&asset_id, row)?;
                     self.buf.push_back(k);
                 }
                 self.set_cursor(asset, asset_id);
@@ -235,38 +260,19 @@ impl KnownFindings {
             }
         }
         // …then the assets after it.
-        let mut got = Vec::new();
-        {
-            let mut st;
-            let mut rows = match &self.cursor {
-                None => {
-                    st = self.conn.prepare_cached(FINDINGS_FIRST)?;
-                    st.query([batch])?
-                }
-                Some(c) => {
-                    st = self.conn.prepare_cached(FINDINGS_AFTER_ASSET)?;
-                    st.query(rusqlite::params![c.asset_id, batch])?
-                }
-            };
-            while let Some(r) = rows.next()? {
-                got.push((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ));
-            }
-        }
+        let got = match &self.cursor {
+            None => self.query(FINDINGS_FIRST, [batch])?,
+            Some(c) => self.query(FINDINGS_AFTER_ASSET, rusqlite::params![c.asset_id, batch])?,
+        };
         if got.is_empty() {
             self.done = true;
             return Ok(());
         }
         let mut last = (0, String::new());
-        for (asset, asset_id, v, s, fp, first, last_seen) in got {
-            let k = self.known(&asset_id, v, s, fp, first, last_seen)?;
+        for mut row in got {
+            let asset_id = row.asset_id.take().unwrap_or_default();
+            let asset = row.asset;
+            let k = self.known(&asset_id, row)?;
             self.buf.push_back(k);
             last = (asset, asset_id);
         }

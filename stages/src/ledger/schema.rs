@@ -50,7 +50,19 @@ ALTER TABLE runs ADD COLUMN dead_letters INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
 ";
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+/// v3: each finding remembers the `externalFindingId` it was published
+/// with, so a later run can publish it as `FIXED` under the same id. The
+/// ids (CVE ids under the default map) repeat across assets and are
+/// interned: a finding pays an integer, not the string.
+const V3: &str = "
+CREATE TABLE external_ids (
+    id    INTEGER PRIMARY KEY,
+    value TEXT COLLATE BINARY NOT NULL UNIQUE
+);
+ALTER TABLE findings ADD COLUMN external_id INTEGER;
+";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

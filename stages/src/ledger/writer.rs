@@ -7,13 +7,21 @@ use super::{run_status, LedgerError, RunRecord, Status};
 // A finding seen again moves `last_seen`; one being fixed keeps the run
 // that last saw it. `first_seen` is only ever set on insert, so a reopened
 // finding keeps its first sighting.
+// The external id is given when the caller knows it (a finding seen this
+// run) and kept otherwise (one being fixed).
 const UPSERT_FINDING: &str = "
-INSERT INTO findings (asset, vendor_id, status, fingerprint, first_seen, last_seen)
-VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+INSERT INTO findings (asset, vendor_id, status, fingerprint, first_seen, last_seen, external_id)
+VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
 ON CONFLICT (asset, vendor_id) DO UPDATE SET
     status = excluded.status,
     fingerprint = excluded.fingerprint,
-    last_seen = CASE WHEN excluded.status = 3 THEN findings.last_seen ELSE excluded.last_seen END";
+    last_seen = CASE WHEN excluded.status = 3 THEN findings.last_seen ELSE excluded.last_seen END,
+    external_id = COALESCE(excluded.external_id, findings.external_id)";
+const FIND_EXTERNAL: &str = "SELECT id FROM external_ids WHERE value = ?1";
+const INSERT_EXTERNAL: &str = "INSERT INTO external_ids (value) VALUES (?1)";
+/// External ids remembered by a writer; past this the cache starts afresh
+/// (CVE ids number in the hundreds of thousands at most, so it rarely does).
+const EXTERNAL_CACHE: usize = 200_000;
 
 const FIND_ASSET: &str = "SELECT id FROM assets WHERE asset_id = ?1";
 const INSERT_ASSET: &str = "INSERT INTO assets (asset_id) VALUES (?1)";
@@ -37,6 +45,8 @@ pub struct RunWriter<'a> {
     run_seq: i64,
     /// The asset of the previous call and its interned id.
     current: Option<(String, i64)>,
+    /// Interned external ids (`externalFindingId` → key).
+    externals: std::collections::HashMap<String, i64>,
     fixed: u64,
     gone: u64,
 }
@@ -61,6 +71,7 @@ impl<'a> RunWriter<'a> {
             run_id: run_id.to_owned(),
             run_seq,
             current: None,
+            externals: std::collections::HashMap::new(),
             fixed: 0,
             gone: 0,
         })
@@ -89,6 +100,30 @@ impl<'a> RunWriter<'a> {
         Ok(key)
     }
 
+    /// The interned key of an external id, created if new.
+    fn external_key(&mut self, value: &str) -> Result<i64, LedgerError> {
+        if let Some(k) = self.externals.get(value) {
+            return Ok(*k);
+        }
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached(FIND_EXTERNAL)?
+            .query_row([value], |r| r.get(0))
+            .optional()?;
+        let key = match found {
+            Some(k) => k,
+            None => {
+                self.tx.prepare_cached(INSERT_EXTERNAL)?.execute([value])?;
+                self.tx.last_insert_rowid()
+            }
+        };
+        if self.externals.len() >= EXTERNAL_CACHE {
+            self.externals.clear();
+        }
+        self.externals.insert(value.to_owned(), key);
+        Ok(key)
+    }
+
     /// Record `status` and `fingerprint` for the finding: call it for every
     /// finding the run published (seen, or being fixed), and for no other.
     /// Findings kept as they were need no call.
@@ -99,7 +134,24 @@ impl<'a> RunWriter<'a> {
         status: Status,
         fingerprint: u64,
     ) -> Result<(), LedgerError> {
+        self.finding_with_external_id(asset_id, vendor_id, status, fingerprint, None)
+    }
+
+    /// [`RunWriter::finding`], also recording the `externalFindingId` the
+    /// finding was published with (`None` keeps the one recorded before).
+    pub fn finding_with_external_id(
+        &mut self,
+        asset_id: &str,
+        vendor_id: &str,
+        status: Status,
+        fingerprint: u64,
+        external_id: Option<&str>,
+    ) -> Result<(), LedgerError> {
         let asset = self.asset_key(asset_id)?;
+        let external = match external_id {
+            Some(e) => Some(self.external_key(e)?),
+            None => None,
+        };
         self.tx
             .prepare_cached(UPSERT_FINDING)?
             .execute(rusqlite::params![
@@ -108,7 +160,8 @@ impl<'a> RunWriter<'a> {
                 status.code(),
                 // The same 64 bits as SQLite's signed integer.
                 fingerprint as i64,
-                self.run_seq
+                self.run_seq,
+                external,
             ])?;
         if status == Status::Fixed {
             self.fixed += 1;
