@@ -11,6 +11,15 @@ pub enum RecordKind {
     Finding,
 }
 
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Asset => "asset",
+            RecordKind::Finding => "finding",
+        }
+    }
+}
+
 /// One Orca item, parsed, as the parse stage emits it.
 #[derive(Debug, Clone)]
 pub struct OrcaRecord {
@@ -60,6 +69,13 @@ pub struct DeadLetter {
     pub reason: String,
     /// Human explanation.
     pub detail: String,
+    /// What the record was: `asset` or `finding` (from its query).
+    pub record: &'static str,
+    /// The Orca item `id`, when it could still be read: for a finding, the
+    /// key the ledger knows it by, so a finding that could not be read is
+    /// never taken for one that is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// Query label and page offset it came from.
     pub query: String,
     pub offset: u64,

@@ -181,13 +181,15 @@ impl ParsedPage {
     ) {
         let summary = self.summary();
         summary.dead_letters += 1;
-        if let Some(id) = id {
-            summary.ids.push(id);
+        if let Some(id) = &id {
+            summary.ids.push(id.clone());
         }
         self.dead_letters.push(DeadLetter {
             stage: "parse",
             reason: reason.to_string(),
             detail,
+            record: query.kind.as_str(),
+            id,
             query: query.label.clone(),
             offset,
             raw: raw_excerpt(raw),

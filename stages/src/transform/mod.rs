@@ -66,7 +66,7 @@ impl Transformer {
         &self,
         rec: &OrcaRecord,
         stats: &mut TransformStats,
-    ) -> Result<EtmRecord, DeadLetter> {
+    ) -> Result<EtmRecord, Box<DeadLetter>> {
         // Keys are read with a scratch counter: a record refused for want of
         // a key must not also count the odd values it carried.
         let mut scratch = TransformStats::default();
@@ -141,14 +141,16 @@ impl Transformer {
     }
 }
 
-fn dead_letter(rec: &OrcaRecord, reason: &str, detail: &str) -> DeadLetter {
+fn dead_letter(rec: &OrcaRecord, reason: &str, detail: &str) -> Box<DeadLetter> {
     let raw = simd_json::to_vec(&rec.item).unwrap_or_default();
-    DeadLetter {
+    Box::new(DeadLetter {
         stage: "transform",
         reason: reason.to_owned(),
         detail: detail.to_owned(),
+        record: rec.kind.as_str(),
+        id: crate::parse::item_id(&rec.item),
         query: rec.query.label.clone(),
         offset: rec.offset,
         raw: raw_excerpt(&raw),
-    }
+    })
 }
