@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod dedupe;
+pub mod failpoint;
 pub mod fetch;
 pub mod ledger;
 pub mod model;

@@ -19,7 +19,7 @@ pub mod spill;
 
 pub use assemble::{assemble_all, AssembleStats};
 pub use merge::{AssembledAsset, Merge};
-pub use render::render;
+pub use render::{render, render_document, FindingOut};
 pub use spill::{SpillStats, SpillWriter};
 
 /// Settings of the dedupe stage.

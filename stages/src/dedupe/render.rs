@@ -2,37 +2,68 @@
 
 use super::merge::AssembledAsset;
 
+/// One finding of a document being rendered.
+#[derive(Debug, Clone, Copy)]
+pub enum FindingOut<'a> {
+    /// A finding of this run: its JSON without `status`, and the status.
+    Seen { json: &'a [u8], status: &'a str },
+    /// A complete finding object (e.g. a `FIXED` one the ledger remembers).
+    Complete(&'a [u8]),
+}
+
 /// Append the document of `asset` to `doc`, giving each finding the status
 /// `status_of(i)` (index into `asset.findings`), then the extra findings
-/// (already complete JSON objects, e.g. `FIXED` ones the ledger remembers).
+/// (already complete JSON objects).
 pub fn render(
     doc: &mut Vec<u8>,
     asset: &AssembledAsset,
     mut status_of: impl FnMut(usize) -> &'static str,
     extra: &[Vec<u8>],
 ) {
-    match &asset.json {
+    let seen = asset
+        .findings
+        .iter()
+        .enumerate()
+        .map(|(i, (_, json))| FindingOut::Seen {
+            json,
+            status: status_of(i),
+        });
+    let extra = extra.iter().map(|j| FindingOut::Complete(j));
+    render_document(
+        doc,
+        &asset.asset_id,
+        asset.json.as_deref(),
+        seen.chain(extra),
+    );
+}
+
+/// Append one ETM document: the asset's JSON (or the minimal document of an
+/// asset only its findings named, when `asset_json` is `None`) with
+/// `findings`, in the order given, as its `finding` list.
+pub fn render_document<'a>(
+    doc: &mut Vec<u8>,
+    asset_id: &str,
+    asset_json: Option<&[u8]>,
+    findings: impl IntoIterator<Item = FindingOut<'a>>,
+) {
+    match asset_json {
         Some(a) => open_object(doc, a),
-        None => minimal_document(doc, &asset.asset_id),
+        None => minimal_document(doc, asset_id),
     }
     doc.extend_from_slice(b"\"finding\":[");
-    let mut first = true;
-    for (i, (_, json)) in asset.findings.iter().enumerate() {
-        if !first {
+    for (i, f) in findings.into_iter().enumerate() {
+        if i > 0 {
             doc.push(b',');
         }
-        first = false;
-        open_object(doc, json);
-        doc.extend_from_slice(b"\"status\":\"");
-        doc.extend_from_slice(status_of(i).as_bytes());
-        doc.extend_from_slice(b"\"}");
-    }
-    for json in extra {
-        if !first {
-            doc.push(b',');
+        match f {
+            FindingOut::Seen { json, status } => {
+                open_object(doc, json);
+                doc.extend_from_slice(b"\"status\":\"");
+                doc.extend_from_slice(status.as_bytes());
+                doc.extend_from_slice(b"\"}");
+            }
+            FindingOut::Complete(json) => doc.extend_from_slice(json),
         }
-        first = false;
-        doc.extend_from_slice(json);
     }
     doc.extend_from_slice(b"]}");
 }

@@ -77,9 +77,68 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Remove the temporary files that processes no longer running left in
+/// `dir` (a run killed before its commit); returns how many. A temporary
+/// file of a live process is left alone: it may be another run's.
+pub fn remove_stale(dir: &Path) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(pid) = stale_pid(&name.to_string_lossy()) else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The process id in a temporary name `.<name>.<pid>.tmp`.
+fn stale_pid(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, pid) = inner.rsplit_once('.')?;
+    pid.parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        // Without /proc, assume alive: never remove what may be in use.
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid 0 is never a user process; ours is alive.
+        let dead = dir.path().join(".etm-assets.ndjson.0.tmp");
+        let mine = dir
+            .path()
+            .join(format!(".manifest.json.{}.tmp", std::process::id()));
+        let other = dir.path().join("notes.tmp");
+        for p in [&dead, &mine, &other] {
+            std::fs::write(p, "x").unwrap();
+        }
+        assert_eq!(remove_stale(dir.path()).unwrap(), 1);
+        assert!(!dead.exists() && mine.exists() && other.exists());
+        assert_eq!(remove_stale(&dir.path().join("none")).unwrap(), 0);
+        assert_eq!(stale_pid(".a.b.123.tmp"), Some(123));
+        assert_eq!(stale_pid("a.123.tmp"), None);
+    }
 
     #[test]
     fn appears_only_on_commit_and_leaves_nothing_when_dropped() {
