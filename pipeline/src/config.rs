@@ -35,6 +35,25 @@ pub struct Config {
     /// run keep their previous status instead of being marked FIXED.
     #[serde(default)]
     pub preserve_missing: bool,
+    /// The connector profile this config is: it names the ledger
+    /// (`<run.state_dir>/<profile>/ledger.db`), so two profiles never share
+    /// findings' history.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Publish only the assets whose document changed since the last run
+    /// that committed, and those carrying newly FIXED findings (`--delta`
+    /// sets it too). The first run of a profile is always full.
+    #[serde(default)]
+    pub delta: bool,
+}
+
+fn default_profile() -> String {
+    "default".into()
+}
+
+/// The ledger file of a profile in a state folder.
+pub fn ledger_path(state_dir: &Path, profile: &str) -> PathBuf {
+    state_dir.join(profile).join("ledger.db")
 }
 
 /// Where the Orca API token comes from: an environment variable, or a file
@@ -74,8 +93,10 @@ impl Default for OutputConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
-    /// Spill files and other run-private state.
+    /// Spill files and other run-private state (removed after each run).
     pub work_dir: PathBuf,
+    /// State kept across runs: each profile's ledger of findings.
+    pub state_dir: PathBuf,
     /// Threads parsing pages / applying the transform map.
     pub parse_workers: usize,
     pub transform_workers: usize,
@@ -88,6 +109,7 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             work_dir: PathBuf::from("orca-etm-work"),
+            state_dir: PathBuf::from("orca-etm-state"),
             parse_workers: 2,
             transform_workers: 1,
             memory_budget_mib: 256,
@@ -159,6 +181,16 @@ impl Config {
         if cfg.run.memory_budget_mib < 32 {
             return Err("run.memory_budget_mib must be at least 32".into());
         }
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if cfg.profile.is_empty()
+            || cfg.profile.starts_with('.')
+            || !cfg.profile.chars().all(name_ok)
+        {
+            return Err(format!(
+                "profile {:?}: use letters, digits, '-', '_' and '.' (it names a folder)",
+                cfg.profile
+            ));
+        }
         Ok(cfg)
     }
 
@@ -166,6 +198,7 @@ impl Config {
         for p in [
             Some(&mut self.output.dir),
             Some(&mut self.run.work_dir),
+            Some(&mut self.run.state_dir),
             self.transform_map.as_mut(),
             self.auth.api_token_file.as_mut(),
         ]
@@ -176,6 +209,11 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+    }
+
+    /// This profile's ledger file.
+    pub fn ledger_path(&self) -> PathBuf {
+        ledger_path(&self.run.state_dir, &self.profile)
     }
 
     /// The transform map in force: the configured file, or the default.
@@ -229,6 +267,11 @@ mod tests {
         assert_eq!(cfg.output.dir, PathBuf::from("orca-etm-out"));
         assert_eq!(cfg.auth.api_token_env, "ORCA_API_TOKEN");
         assert!(!cfg.preserve_missing);
+        assert!(!cfg.delta);
+        assert_eq!(
+            cfg.ledger_path(),
+            PathBuf::from("orca-etm-state/default/ledger.db")
+        );
         assert_eq!(cfg.scoring.default_severity, 3);
     }
 
@@ -239,6 +282,17 @@ mod tests {
         let e = Config::parse("[orca]\ndomain = \"x\"\n[run]\nparse_workers = 0\n").unwrap_err();
         assert!(e.contains("parse_workers"), "{e}");
         assert!(Config::parse("apiToken = \"secret\"\n[orca]\ndomain = \"x\"\n").is_err());
+        for bad in ["", "../up", ".hidden", "a/b", "sp ace"] {
+            let text = format!("profile = {bad:?}\n[orca]\ndomain = \"x\"\n");
+            let e = Config::parse(&text).unwrap_err();
+            assert!(e.contains("profile"), "{bad}: {e}");
+        }
+        assert_eq!(
+            Config::parse("profile = \"eu-prod_2\"\n[orca]\ndomain = \"x\"\n")
+                .unwrap()
+                .profile,
+            "eu-prod_2"
+        );
     }
 
     #[test]

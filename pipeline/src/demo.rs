@@ -53,10 +53,11 @@ pub fn run(opts: &DemoOptions, sync_opts: SyncOptions) -> Result<RunOutcome, Run
     tracing::info!(url = %fake.base_url(), "fake Orca tenant listening on loopback");
 
     let text = format!(
-        "[orca]\ndomain = \"{}\"\nallow_insecure_http = true\nrequests_per_second = 0\n[output]\ndir = \"{}\"\n[run]\nwork_dir = \"{}\"\n",
+        "[orca]\ndomain = \"{}\"\nallow_insecure_http = true\nrequests_per_second = 0\n[output]\ndir = \"{}\"\n[run]\nwork_dir = \"{}\"\nstate_dir = \"{}\"\n",
         fake.base_url(),
         toml_escape(&opts.out.display().to_string()),
         toml_escape(&opts.out.join(".work").display().to_string()),
+        toml_escape(&opts.out.join(".state").display().to_string()),
     );
     let cfg = Config::parse(&text).map_err(|message| {
         RunError::Config(crate::config::ConfigError::Invalid {

@@ -7,5 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod manifest;
 pub mod progress;
+pub mod publish;
 pub mod run;
+pub mod runs;
 pub mod runtime;

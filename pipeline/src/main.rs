@@ -51,6 +51,22 @@ enum Command {
         config: PathBuf,
         #[arg(long, value_enum, default_value_t = Mode::Auto)]
         progress: Mode,
+        /// Publish only the assets whose document changed since the last
+        /// run, and those with newly FIXED findings (the first run of a
+        /// profile is always full).
+        #[arg(long)]
+        delta: bool,
+    },
+    /// The recent runs of the config's profile, newest first.
+    Runs {
+        #[arg(long)]
+        config: PathBuf,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the main job against a built-in fake Orca tenant on loopback.
     Demo {
@@ -85,7 +101,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Sync { config, progress } => {
+        Command::Sync {
+            config,
+            progress,
+            delta,
+        } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => return bad_config(&e.to_string()),
@@ -98,6 +118,7 @@ fn main() -> ExitCode {
                 progress,
                 cancel: None,
                 handle_signals: true,
+                delta,
             };
             finish(pipeline::run::sync(&cfg, &token, opts))
         }
@@ -118,8 +139,39 @@ fn main() -> ExitCode {
                 progress,
                 cancel: None,
                 handle_signals: true,
+                delta: false,
             };
             finish(pipeline::demo::run(&opts, sync))
+        }
+        Command::Runs {
+            config,
+            limit,
+            json,
+        } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return bad_config(&e.to_string()),
+            };
+            match pipeline::runs::list(&cfg, limit) {
+                Ok(runs) if json => match serde_json::to_string_pretty(&runs) {
+                    Ok(text) => {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("orca-etm runs: {e}");
+                        ExitCode::from(EXIT_FAILED)
+                    }
+                },
+                Ok(runs) => {
+                    print!("{}", pipeline::runs::table(&runs));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("orca-etm runs: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
         }
         Command::Check { config } => match pipeline::check::run(&config) {
             Ok(lines) => {

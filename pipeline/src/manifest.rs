@@ -22,6 +22,15 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// The name used in the manifest and the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Complete => "complete",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+        }
+    }
+
     /// Process exit code (README: 0 complete, 2 bad config, 3 partial, 4 failed).
     pub fn exit_code(self) -> i32 {
         match self {
@@ -38,12 +47,19 @@ pub struct Manifest {
     pub run_id: String,
     pub connector: &'static str,
     pub connector_version: &'static str,
+    /// The connector profile (names the ledger).
+    pub profile: String,
     pub status: RunStatus,
     pub started_at: String,
     pub ended_at: String,
     pub duration_seconds: f64,
     /// Why the run is not complete, when it is not.
     pub error: Option<String>,
+    /// Delta output: only assets whose document changed since `base_run`.
+    pub delta: bool,
+    pub base_run: Option<String>,
+    /// Why no finding was marked FIXED, when none could be.
+    pub fixing: Option<String>,
     pub counts: Counts,
     /// Every query and partition read, with `total_items` against rows read.
     pub fetch: Option<FetchReport>,
@@ -61,6 +77,10 @@ pub struct Counts {
     pub findings_by_status: BTreeMap<&'static str, u64>,
     /// Documents made for findings whose asset did not come back.
     pub orphan_assets: u64,
+    /// Delta output: assets left out because their document did not change.
+    pub unchanged_assets: u64,
+    /// Assets of earlier runs that this run did not see.
+    pub gone_assets: u64,
     pub dead_letters: u64,
     pub dead_letters_by_reason: BTreeMap<String, u64>,
     /// Values mended while parsing, by kind (lone surrogates, numbers out of range…).
@@ -79,10 +99,9 @@ pub struct Duplicates {
 }
 
 impl Counts {
+    /// Duplicates removed at assembly; documents and findings published are
+    /// counted by the publish phase.
     pub fn add_assembly(&mut self, a: &AssembleStats) {
-        self.assets = a.assets;
-        self.findings = a.findings;
-        self.orphan_assets = a.orphan_assets;
         self.duplicates = Duplicates {
             assets: a.duplicate_assets,
             findings: a.duplicate_findings,

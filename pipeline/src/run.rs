@@ -15,19 +15,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use stages::channel::{self, ChannelStats, Receiver, Sender};
-use stages::dedupe::{self, Merge, SpillWriter};
+use stages::dedupe::{self, SpillWriter};
 use stages::fetch::{self, FetchError, FetchReport};
-use stages::model::{DeadLetter, EtmRecord, OrcaRecord};
+use stages::model::{DeadLetter, EtmRecord, OrcaRecord, RecordKind};
 use stages::page::{Page, PageVerdict};
 use stages::parse::{Parser, Repair};
 use stages::secret::Secret;
-use stages::sink::{DeadLetterWriter, NdjsonSink, Sink, SinkReport};
+use stages::sink::{DeadLetterWriter, NdjsonSink, Sink};
 use stages::transform::{TransformStats, Transformer};
 use tokio_util::sync::CancellationToken;
+
+use stages::failpoint;
+use stages::ledger::{FixPolicy, Ledger, LedgerError, RunRecord};
 
 use crate::config::{Config, ConfigError};
 use crate::manifest::{Counts, Manifest, RunStatus};
 use crate::progress::Progress;
+use crate::publish::{Settings, Unreadable};
 use crate::runtime::{spawn_worker, Failure, StageStats};
 
 /// How a sync is driven (the CLI sets these; tests too).
@@ -39,6 +43,8 @@ pub struct SyncOptions {
     /// `handle_signals` is set.
     pub cancel: Option<CancellationToken>,
     pub handle_signals: bool,
+    /// Delta output for this run (as the config's `delta`).
+    pub delta: bool,
 }
 
 /// What a finished run tells its caller.
@@ -57,6 +63,8 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error("transform map: {0}")]
     TransformMap(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     #[error("cannot prepare {path}: {source}")]
     Io {
         path: PathBuf,
@@ -68,7 +76,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Config(_) | RunError::TransformMap(_) => 2,
-            RunError::Io { .. } => 4,
+            RunError::Io { .. } | RunError::Ledger(_) => 4,
         }
     }
 }
@@ -88,6 +96,7 @@ struct Tallies {
     dead_letters: Mutex<BTreeMap<String, u64>>,
     spill: Mutex<Option<(Vec<PathBuf>, dedupe::SpillStats)>>,
     dead_letter_writer: Mutex<Option<DeadLetterWriter>>,
+    unreadable: Mutex<Unreadable>,
 }
 
 /// Run one full sync.
@@ -99,15 +108,36 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
         started_at.format("%Y%m%dT%H%M%SZ"),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
+    let started_text = started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let map = cfg.transform_map()?;
     let transformer = Arc::new(
         Transformer::new(map, cfg.scoring.clone())
             .map_err(|e| RunError::TransformMap(e.to_string()))?,
     );
 
+    // The ledger first: a second sync of this profile refuses here, before
+    // it has touched anything of the running one.
+    let mut ledger = Ledger::open(&cfg.ledger_path())?;
+    let base_run = ledger.last_complete_run()?.map(|r| r.run_id);
+    let delta = (cfg.delta || opts.delta) && base_run.is_some();
+    ledger.begin_run(&run_id, &started_text)?;
+
     let out_dir = cfg.output.dir.clone();
     std::fs::create_dir_all(&out_dir).map_err(io_err(&out_dir))?;
-    let work = cfg.run.work_dir.join(&run_id);
+    // Holding the profile's lock, whatever a killed run of it left behind
+    // is nobody's: its temporaries in the output folder, its spill files.
+    let stale = stages::sink::atomic::remove_stale(&out_dir).map_err(io_err(&out_dir))?;
+    let work_root = cfg.run.work_dir.join(&cfg.profile);
+    if work_root.exists() {
+        std::fs::remove_dir_all(&work_root).map_err(io_err(&work_root))?;
+    }
+    if stale > 0 {
+        tracing::warn!(
+            files = stale,
+            "removed temporary files of an interrupted run"
+        );
+    }
+    let work = work_root.join(&run_id);
     let spill = SpillWriter::create(&work.join("spill"), cfg.dedupe.partitions).map_err(|e| {
         RunError::Io {
             path: work.clone(),
@@ -115,7 +145,8 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
         }
     })?;
     let dead_letters = DeadLetterWriter::create(&out_dir).map_err(io_err(&out_dir))?;
-    tracing::info!(run_id, output = %out_dir.display(), "sync started");
+    tracing::info!(run_id, profile = %cfg.profile, delta, output = %out_dir.display(), "sync started");
+    failpoint::hit("sync.started");
 
     let pull = pull(cfg, token, &opts, transformer, spill, dead_letters);
     let mut status = RunStatus::Complete;
@@ -166,55 +197,105 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
         .iter()
         .filter(|(_, v)| *v > 0)
         .collect();
+    counts.dead_letters_by_reason = lock(&tallies.dead_letters).clone();
+    counts.dead_letters = counts.dead_letters_by_reason.values().sum();
     let spilled = lock(&tallies.spill).take();
     let dlw = lock(&tallies.dead_letter_writer).take();
+    let unreadable = std::mem::take(&mut *lock(&tallies.unreadable));
+    let withheld = unreadable.withholds_fixing();
+    let policy = FixPolicy {
+        preserve_missing: cfg.preserve_missing,
+        run_complete: status == RunStatus::Complete && withheld.is_none(),
+    };
 
-    let mut outputs: Vec<SinkReport> = Vec::new();
-    let mut output = None;
-    if status != RunStatus::Failed {
-        match publish(cfg, &work, spilled, &mut counts) {
-            Ok(report) => {
-                output = Some(PathBuf::from(&report.location));
-                outputs.push(report);
-                if let Some(dlw) = dlw {
-                    match dlw.commit() {
-                        Ok(c) => counts.dead_letters_by_reason = c,
-                        Err(e) => tracing::warn!("dead letters could not be saved: {e}"),
-                    }
-                }
-            }
-            Err(e) => {
-                status = RunStatus::Failed;
-                error = Some(format!("publish failed: {e}"));
-            }
-        }
-    } else if let Some((_, s)) = spilled {
-        counts.spill = s;
-    }
-    if counts.dead_letters_by_reason.is_empty() {
-        counts.dead_letters_by_reason = lock(&tallies.dead_letters).clone();
-    }
-    counts.dead_letters = counts.dead_letters_by_reason.values().sum();
-    let _ = std::fs::remove_dir_all(&work);
-
-    let ended_at = chrono::Utc::now();
-    let manifest = Manifest {
-        run_id,
+    let mut manifest = Manifest {
+        run_id: run_id.clone(),
         connector: "orca-etm",
         connector_version: env!("CARGO_PKG_VERSION"),
+        profile: cfg.profile.clone(),
         status,
-        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        ended_at: ended_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        duration_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        started_at: started_text.clone(),
+        ended_at: String::new(),
+        duration_seconds: 0.0,
         error,
+        delta,
+        base_run: if delta { base_run } else { None },
+        fixing: fixing_note(status, cfg.preserve_missing, withheld.as_deref()),
         counts,
         fetch: fetch_report,
-        outputs,
+        outputs: Vec::new(),
         stages: pull.stages,
         channels: pull.channels,
     };
     let manifest_path = out_dir.join(crate::manifest::FILE_NAME);
-    write_manifest(&manifest_path, &manifest)?;
+    let mut output = None;
+    // Set once the ledger holds this run's end (a committed publish).
+    let mut recorded = false;
+
+    if manifest.status != RunStatus::Failed {
+        match (spilled, open_sinks(cfg)) {
+            (None, _) => {
+                manifest.status = RunStatus::Failed;
+                manifest.error = Some("the spill stage left no partitions".into());
+            }
+            (_, Err(e)) => {
+                manifest.status = RunStatus::Failed;
+                manifest.error = Some(format!("cannot open the output: {e}"));
+            }
+            (Some(spilled), Ok(sinks)) => {
+                let published = crate::publish::publish(
+                    &work,
+                    &cfg.dedupe,
+                    spilled,
+                    sinks,
+                    &mut ledger,
+                    &run_id,
+                    Settings { policy, delta },
+                    &unreadable,
+                    |p| {
+                        failpoint::hit("publish.sinks_committed");
+                        if let Some(dlw) = dlw {
+                            if let Err(e) = dlw.commit() {
+                                tracing::warn!("dead letters could not be saved: {e}");
+                            }
+                        }
+                        fill_published(&mut manifest, p);
+                        if !p.failed_sinks.is_empty() {
+                            manifest.status = RunStatus::Failed;
+                            manifest.error =
+                                Some(format!("sink failed: {}", p.failed_sinks.join("; ")));
+                        }
+                        end_manifest(&mut manifest, started);
+                        write_manifest(&manifest_path, &manifest).map_err(|e| e.to_string())?;
+                        failpoint::hit("publish.manifest_written");
+                        Ok(run_record(&manifest))
+                    },
+                );
+                match published {
+                    Ok(p) => {
+                        output = p
+                            .reports
+                            .iter()
+                            .find(|r| r.sink == "ndjson")
+                            .map(|r| PathBuf::from(&r.location));
+                        recorded = p.failed_sinks.is_empty();
+                    }
+                    Err(e) => {
+                        manifest.status = RunStatus::Failed;
+                        manifest.error = Some(format!("publish failed: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    // Only if empty: another run's spill is never touched.
+    let _ = std::fs::remove_dir(&work_root);
+    if !recorded {
+        end_manifest(&mut manifest, started);
+        ledger.record_run(&run_record(&manifest))?;
+        write_manifest(&manifest_path, &manifest)?;
+    }
     match manifest.status {
         RunStatus::Complete => tracing::info!(run_id = %manifest.run_id, "sync complete"),
         s => {
@@ -226,6 +307,80 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
         manifest_path,
         output,
     })
+}
+
+/// The sinks of this run, in the order they are written.
+fn open_sinks(cfg: &Config) -> Result<Vec<Box<dyn Sink>>, stages::sink::SinkError> {
+    Ok(vec![Box::new(NdjsonSink::create(&cfg.output.dir)?)])
+}
+
+/// Why this run fixes nothing, when it fixes nothing.
+fn fixing_note(
+    status: RunStatus,
+    preserve_missing: bool,
+    withheld: Option<&str>,
+) -> Option<String> {
+    match (status, withheld) {
+        (RunStatus::Complete, None) if preserve_missing => {
+            Some("preserve_missing: findings absent from this run keep their status".into())
+        }
+        (RunStatus::Complete, None) => None,
+        (RunStatus::Complete, Some(w)) => Some(w.into()),
+        _ => Some("the run did not read everything: no finding is marked FIXED".into()),
+    }
+}
+
+fn fill_published(m: &mut Manifest, p: &crate::publish::Published) {
+    m.counts.add_assembly(&p.assembled);
+    m.counts.spill = p.spill.clone();
+    m.counts.assets = p.documents;
+    m.counts.findings = p.findings;
+    m.counts.findings_by_status = p.findings_by_status.clone();
+    m.counts.orphan_assets = p.orphan_documents;
+    m.counts.unchanged_assets = p.unchanged_assets;
+    m.counts.gone_assets = p.gone_assets;
+    m.outputs = p.reports.clone();
+}
+
+fn end_manifest(m: &mut Manifest, started: Instant) {
+    m.ended_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    m.duration_seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+}
+
+/// The ledger's record of a run, from its manifest.
+fn run_record(m: &Manifest) -> RunRecord {
+    let mut r = RunRecord::new(&m.run_id, m.status.as_str(), &m.started_at);
+    r.ended_at = Some(m.ended_at.clone());
+    r.duration_seconds = Some(m.duration_seconds);
+    r.assets = m.counts.assets;
+    r.findings_by_status = m
+        .counts
+        .findings_by_status
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    r.dead_letters = m.counts.dead_letters;
+    let queries: Vec<serde_json::Value> = m
+        .fetch
+        .iter()
+        .flat_map(|f| f.queries.iter())
+        .filter(|q| q.label == q.model)
+        .map(|q| {
+            serde_json::json!({
+                "query": q.label,
+                "total_items": q.total_items,
+                "unique_ids": q.unique_ids,
+                "complete": q.complete,
+            })
+        })
+        .collect();
+    r.details = serde_json::json!({
+        "queries": queries,
+        "delta": m.delta,
+        "error": m.error,
+        "fixing": m.fixing,
+    });
+    r
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -474,6 +629,7 @@ fn parse_worker(
             progress.page(&page.query.label, page.query.label == page.query.model, s);
         }
         stats.record(1, page.body.len() as u64, n_out, t);
+        failpoint::hit("parse.page");
         if !parsed.records.is_empty() && tx.send_blocking(parsed.records).is_err() {
             break;
         }
@@ -507,7 +663,7 @@ fn transform_worker(
         for rec in &batch {
             match transformer.transform(rec, &mut local) {
                 Ok(r) => out.push(r),
-                Err(d) => dead.push(d),
+                Err(d) => dead.push(*d),
             }
         }
         drop(batch);
@@ -534,6 +690,7 @@ fn spill_worker(
         for rec in &batch {
             spill.write(rec).map_err(|e| e.to_string())?;
         }
+        failpoint::hit("spill.batch");
         stats.record(batch.len() as u64, 0, batch.len() as u64, t);
     }
     let done = spill.finish().map_err(|e| e.to_string())?;
@@ -544,11 +701,15 @@ fn spill_worker(
 fn dead_letter_worker(rx: Receiver<Vec<DeadLetter>>, tallies: &Tallies) -> Result<(), String> {
     let mut writer = lock(&tallies.dead_letter_writer).take();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut unreadable = Unreadable::default();
     while let Some(batch) = rx.recv_blocking() {
         for d in &batch {
             *counts
                 .entry(format!("{}:{}", d.stage, d.reason))
                 .or_default() += 1;
+            if d.record == RecordKind::Finding.as_str() {
+                unreadable.add(d.id.as_deref());
+            }
             if let Some(w) = writer.as_mut() {
                 w.write(d)
                     .map_err(|e| format!("dead-letters.ndjson: {e}"))?;
@@ -557,32 +718,6 @@ fn dead_letter_worker(rx: Receiver<Vec<DeadLetter>>, tallies: &Tallies) -> Resul
     }
     *lock(&tallies.dead_letters) = counts;
     *lock(&tallies.dead_letter_writer) = writer;
+    *lock(&tallies.unreadable) = unreadable;
     Ok(())
-}
-
-/// Assemble the spilled partitions and stream the documents to the sink.
-fn publish(
-    cfg: &Config,
-    work: &Path,
-    spilled: Option<(Vec<PathBuf>, dedupe::SpillStats)>,
-    counts: &mut Counts,
-) -> Result<SinkReport, String> {
-    let (parts, spill_stats) = spilled.ok_or("the spill stage left no partitions")?;
-    counts.spill = spill_stats;
-    let (runs, assembled) =
-        dedupe::assemble_all(parts, &cfg.dedupe, &work.join("runs")).map_err(|e| e.to_string())?;
-    counts.add_assembly(&assembled);
-    let mut sink: Box<dyn Sink> =
-        Box::new(NdjsonSink::create(&cfg.output.dir).map_err(|e| e.to_string())?);
-    let mut merge = Merge::open(runs).map_err(|e| e.to_string())?;
-    let mut doc = Vec::with_capacity(64 << 10);
-    while let Some(asset) = merge.next_asset().map_err(|e| e.to_string())? {
-        doc.clear();
-        dedupe::render(&mut doc, &asset, |_| "NEW", &[]);
-        *counts.findings_by_status.entry("NEW").or_default() += asset.findings.len() as u64;
-        sink.write(asset.asset_id.as_bytes(), &doc)
-            .map_err(|e| e.to_string())?;
-    }
-    merge.remove_files().map_err(|e| e.to_string())?;
-    sink.commit().map_err(|e| e.to_string())
 }

@@ -119,7 +119,13 @@ fn token_refused_at_the_50th_request_fails_the_run_without_the_token() {
     );
     let manifest = std::fs::read_to_string(&out.manifest_path).unwrap();
     assert!(!manifest.contains(TOKEN));
-    assert!(!manifest.contains("FIXED"));
+    assert_eq!(out.manifest.counts.findings_by_status.get("FIXED"), None);
+    assert!(out
+        .manifest
+        .fixing
+        .as_deref()
+        .unwrap()
+        .contains("no finding is marked FIXED"));
     assert_eq!(
         fake.orca().requests().len(),
         50,

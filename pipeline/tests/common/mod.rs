@@ -1,6 +1,8 @@
 //! Shared test harness: a fake Orca on loopback and a sync against it.
 #![allow(dead_code)]
 
+pub mod items;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -96,9 +98,10 @@ pub fn config_text(url: &str, dir: &Path, orca_extra: &str) -> String {
     }
     let orca: String = orca.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
     format!(
-        "[orca]\n{orca}[output]\ndir = \"{}\"\n[run]\nwork_dir = \"{}\"\n",
+        "[orca]\n{orca}[output]\ndir = \"{}\"\n[run]\nwork_dir = \"{}\"\nstate_dir = \"{}\"\n",
         dir.join("out").display(),
-        dir.join("work").display()
+        dir.join("work").display(),
+        dir.join("state").display()
     )
 }
 
@@ -111,6 +114,7 @@ pub fn run(cfg: &Config) -> RunOutcome {
         progress: pipeline::progress::Mode::Off,
         cancel: None,
         handle_signals: false,
+        delta: false,
     };
     sync(cfg, &Secret::new(TOKEN), opts).unwrap()
 }
