@@ -3,11 +3,13 @@
 //! Settings only: runtime state lives in `run`. The Orca token is never a
 //! setting: it comes from the environment or a file named here.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use stages::dedupe::DedupeConfig;
-use stages::fetch::FetchConfig;
+use stages::fetch::{FetchConfig, Kinds};
 use stages::secret::Secret;
 use stages::transform::{ScoringConfig, TransformMap};
 
@@ -45,10 +47,85 @@ pub struct Config {
     /// sets it too). The first run of a profile is always full.
     #[serde(default)]
     pub delta: bool,
+    /// What this profile pulls: `vulnerabilities` (findings) and/or
+    /// `host_assets` (the seed's "Findings Type").
+    #[serde(default = "all_findings_types")]
+    pub findings_types: Vec<FindingsType>,
+    /// Prometheus: the scrape endpoint and the Pushgateway.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// What a profile pulls from Orca.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingsType {
+    /// VulnerabilityV2 findings (published under their asset ids).
+    Vulnerabilities,
+    /// The host assets of the VM models.
+    HostAssets,
+}
+
+fn all_findings_types() -> Vec<FindingsType> {
+    vec![FindingsType::Vulnerabilities, FindingsType::HostAssets]
+}
+
+/// Prometheus settings (`--metrics-listen` and `--pushgateway` override).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` (and `/healthz`, `/readyz`) here during a sync;
+    /// `serve` always listens (default `127.0.0.1:9464`).
+    pub listen: Option<SocketAddr>,
+    /// Push a final snapshot of each run to this Pushgateway.
+    pub pushgateway: Option<String>,
+    /// The Pushgateway `job` grouping label.
+    pub job: String,
+    /// Alert when no run completed for this long (exported as
+    /// `orca_etm_run_success_max_age_seconds` for the alert rule).
+    #[serde(deserialize_with = "de_duration")]
+    pub success_max_age: Duration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: None,
+            pushgateway: None,
+            job: "orca-etm".into(),
+            success_max_age: Duration::from_secs(26 * 3600),
+        }
+    }
+}
+
+/// `"26h"`, `"90m"`, `"30s"` or a number of seconds.
+pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => stages::fetch::config::parse_duration(&t).map_err(serde::de::Error::custom),
+    }
 }
 
 fn default_profile() -> String {
     "default".into()
+}
+
+/// A profile name names folders (its ledger's, its work's): letters,
+/// digits, `-`, `_` and `.`, not starting with a dot.
+pub fn check_profile_name(name: &str) -> Result<(), String> {
+    let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || name.starts_with('.') || !name.chars().all(name_ok) {
+        return Err(format!(
+            "profile {name:?}: use letters, digits, '-', '_' and '.' (it names a folder)"
+        ));
+    }
+    Ok(())
 }
 
 /// The ledger file of a profile in a state folder.
@@ -167,6 +244,13 @@ impl Config {
         Ok(cfg)
     }
 
+    /// [`Config::parse`], relative paths taken from `base`.
+    pub fn parse_in(text: &str, base: &Path) -> Result<Config, String> {
+        let mut cfg = Config::parse(text)?;
+        cfg.resolve_paths(base);
+        Ok(cfg)
+    }
+
     /// Parse and validate TOML text.
     pub fn parse(text: &str) -> Result<Config, String> {
         let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -181,16 +265,16 @@ impl Config {
         if cfg.run.memory_budget_mib < 32 {
             return Err("run.memory_budget_mib must be at least 32".into());
         }
-        let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-        if cfg.profile.is_empty()
-            || cfg.profile.starts_with('.')
-            || !cfg.profile.chars().all(name_ok)
-        {
-            return Err(format!(
-                "profile {:?}: use letters, digits, '-', '_' and '.' (it names a folder)",
-                cfg.profile
-            ));
+        if cfg.findings_types.is_empty() {
+            return Err("findings_types must name vulnerabilities, host_assets or both".into());
         }
+        if cfg.metrics.job.is_empty() {
+            return Err("metrics.job must not be empty".into());
+        }
+        if cfg.metrics.success_max_age.is_zero() {
+            return Err("metrics.success_max_age must be greater than zero".into());
+        }
+        check_profile_name(&cfg.profile)?;
         Ok(cfg)
     }
 
@@ -208,6 +292,14 @@ impl Config {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+    }
+
+    /// What the fetch stage pulls.
+    pub fn kinds(&self) -> Kinds {
+        Kinds {
+            assets: self.findings_types.contains(&FindingsType::HostAssets),
+            findings: self.findings_types.contains(&FindingsType::Vulnerabilities),
         }
     }
 

@@ -11,3 +11,5 @@ pub mod publish;
 pub mod run;
 pub mod runs;
 pub mod runtime;
+pub mod serve;
+pub mod telemetry;

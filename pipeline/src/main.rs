@@ -1,6 +1,7 @@
 //! `orca-etm`: pull host assets and vulnerability findings from Orca
 //! Security and deliver them as Qualys ETM host-asset documents.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,6 +57,16 @@ enum Command {
         /// profile is always full).
         #[arg(long)]
         delta: bool,
+        #[command(flatten)]
+        metrics: MetricsArgs,
+    },
+    /// Run the profiles of a serve config on their schedules, serving
+    /// /metrics, /healthz and /readyz (see README, Operations).
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// The recent runs of the config's profile, newest first.
     Runs {
@@ -97,6 +108,17 @@ enum Command {
     },
 }
 
+/// Prometheus flags (override the config's `[metrics]`).
+#[derive(clap::Args)]
+struct MetricsArgs {
+    /// Serve /metrics, /healthz and /readyz on ADDR (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Push each run's final metrics to this Prometheus Pushgateway.
+    #[arg(long, value_name = "URL")]
+    pushgateway: Option<String>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -105,6 +127,7 @@ fn main() -> ExitCode {
             config,
             progress,
             delta,
+            metrics,
         } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -120,7 +143,59 @@ fn main() -> ExitCode {
                 handle_signals: true,
                 delta,
             };
-            finish(pipeline::run::sync(&cfg, &token, opts))
+            let listen = metrics.metrics_listen.or(cfg.metrics.listen);
+            let pushgateway = metrics
+                .pushgateway
+                .or_else(|| cfg.metrics.pushgateway.clone());
+            let exporter = match (listen.is_some() || pushgateway.is_some())
+                .then(pipeline::telemetry::install)
+                .transpose()
+            {
+                Ok(e) => e,
+                Err(e) => return failed(&e),
+            };
+            let ready = pipeline::telemetry::Readiness::default();
+            let server = match listen
+                .map(|a| pipeline::telemetry::MetricsServer::start(a, ready.clone()))
+                .transpose()
+            {
+                Ok(s) => s,
+                Err(e) => return failed(&format!("cannot serve metrics: {e}")),
+            };
+            ready.set(true);
+            let outcome = pipeline::run::sync(&cfg, &token, opts);
+            // Whatever the run's status: a failed run is what most needs seeing.
+            if let (Some(url), Some(e)) = (&pushgateway, exporter) {
+                let body = e.render_profile(&cfg.profile);
+                match pipeline::telemetry::push_blocking(url, &cfg.metrics.job, &cfg.profile, body)
+                {
+                    Ok(()) => tracing::info!("metrics pushed to the Pushgateway"),
+                    Err(e) => tracing::error!("metrics push failed: {e}"),
+                }
+            }
+            drop(server);
+            finish(outcome)
+        }
+        Command::Serve { config, metrics } => {
+            let cfg = match pipeline::serve::ServeConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => return bad_config(&e.to_string()),
+            };
+            let token = match cfg.base.token() {
+                Ok(t) => t,
+                Err(e) => return bad_config(&e.to_string()),
+            };
+            let opts = pipeline::serve::ServeOptions {
+                listen: metrics.metrics_listen,
+                pushgateway: metrics.pushgateway,
+                shutdown: None,
+                handle_signals: true,
+                on_listening: None,
+            };
+            match pipeline::serve::serve(&cfg, &token, opts) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => failed(&e.to_string()),
+            }
         }
         Command::Demo {
             out,
@@ -194,6 +269,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+fn failed(e: &str) -> ExitCode {
+    eprintln!("orca-etm: {e}");
+    ExitCode::from(EXIT_FAILED)
 }
 
 fn bad_config(e: &str) -> ExitCode {

@@ -109,6 +109,9 @@ pub struct Settings {
     pub policy: FixPolicy,
     /// Publish only changed assets (and those with newly FIXED findings).
     pub delta: bool,
+    /// Every host asset was read (the run is complete and pulls assets),
+    /// so a known asset this run did not see is gone.
+    pub assets_complete: bool,
 }
 
 /// One destination and how it fared.
@@ -381,7 +384,7 @@ impl Publisher<'_> {
             }
             if let Some(Ok((id, _))) = self.known_assets.next() {
                 self.out.gone_assets += 1;
-                if self.settings.policy.run_complete {
+                if self.settings.policy.run_complete || self.settings.assets_complete {
                     self.queue(AssetWrites {
                         asset_id: id,
                         findings: Vec::new(),

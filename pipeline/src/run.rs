@@ -33,6 +33,8 @@ use crate::manifest::{Counts, Manifest, RunStatus};
 use crate::progress::Progress;
 use crate::publish::{Settings, Unreadable};
 use crate::runtime::{spawn_worker, Failure, StageStats};
+use crate::telemetry::{self, RunMeter};
+use stages::telemetry::Scope;
 
 /// How a sync is driven (the CLI sets these; tests too).
 #[derive(Clone, Default)]
@@ -101,6 +103,18 @@ struct Tallies {
 
 /// Run one full sync.
 pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcome, RunError> {
+    let meter = RunMeter::start(cfg);
+    let outcome = sync_metered(cfg, token, opts, &meter);
+    meter.finish(&outcome);
+    outcome
+}
+
+fn sync_metered(
+    cfg: &Config,
+    token: &Secret,
+    opts: SyncOptions,
+    meter: &RunMeter,
+) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let run_id = format!(
@@ -148,7 +162,7 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
     tracing::info!(run_id, profile = %cfg.profile, delta, output = %out_dir.display(), "sync started");
     failpoint::hit("sync.started");
 
-    let pull = pull(cfg, token, &opts, transformer, spill, dead_letters);
+    let pull = pull(cfg, token, &opts, meter, transformer, spill, dead_letters);
     let mut status = RunStatus::Complete;
     let mut error = None;
     let fetch_report = match &pull.fetch {
@@ -186,6 +200,9 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
         status = RunStatus::Failed;
         error = Some(f.clone());
     }
+    if let Some((stage, reason)) = pull.failure_origin {
+        meter.stage_error(stage, reason);
+    }
 
     let mut counts = Counts::default();
     let tallies = &pull.tallies;
@@ -202,7 +219,15 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
     let spilled = lock(&tallies.spill).take();
     let dlw = lock(&tallies.dead_letter_writer).take();
     let unreadable = std::mem::take(&mut *lock(&tallies.unreadable));
-    let withheld = unreadable.withholds_fixing();
+    let kinds = cfg.kinds();
+    // A run that did not ask for findings read none of them: that is no
+    // evidence that any is fixed.
+    let withheld = match unreadable.withholds_fixing() {
+        None if !kinds.findings => Some(
+            "findings_types leaves out vulnerabilities: no finding is marked FIXED".to_string(),
+        ),
+        w => w,
+    };
     let policy = FixPolicy {
         preserve_missing: cfg.preserve_missing,
         run_complete: status == RunStatus::Complete && withheld.is_none(),
@@ -250,7 +275,11 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
                     sinks,
                     &mut ledger,
                     &run_id,
-                    Settings { policy, delta },
+                    Settings {
+                        policy,
+                        delta,
+                        assets_complete: status == RunStatus::Complete && kinds.assets,
+                    },
                     &unreadable,
                     |p| {
                         failpoint::hit("publish.sinks_committed");
@@ -405,6 +434,7 @@ fn write_manifest(path: &Path, m: &Manifest) -> Result<(), RunError> {
 struct Pulled {
     fetch: Result<FetchReport, FetchError>,
     failure: Option<String>,
+    failure_origin: Option<(&'static str, &'static str)>,
     tallies: Arc<Tallies>,
     stages: BTreeMap<&'static str, serde_json::Value>,
     channels: BTreeMap<&'static str, serde_json::Value>,
@@ -414,6 +444,7 @@ fn pull(
     cfg: &Config,
     token: &Secret,
     opts: &SyncOptions,
+    meter: &RunMeter,
     transformer: Arc<Transformer>,
     spill: SpillWriter,
     dead_letters: DeadLetterWriter,
@@ -434,6 +465,9 @@ fn pull(
         etm_tx.stats().clone(),
         dl_tx.stats().clone(),
     ];
+    for c in &channel_stats {
+        meter.channel(c);
+    }
 
     let on_fail: Arc<dyn Fn() + Send + Sync> = {
         let cancel = cancel.clone();
@@ -455,6 +489,9 @@ fn pull(
     let parse_stats = StageStats::new("parse", cfg.run.parse_workers);
     let transform_stats = StageStats::new("transform", cfg.run.transform_workers);
     let spill_stats = StageStats::new("spill", 1);
+    for s in [&parse_stats, &transform_stats, &spill_stats] {
+        meter.stage(s);
+    }
     let progress = Progress::start(
         opts.progress,
         cfg.orca.page_size,
@@ -480,10 +517,11 @@ fn pull(
     for i in 0..cfg.run.parse_workers {
         let (rx, tx, dl) = (pages_rx.clone(), rec_tx.clone(), dl_tx.clone());
         let (stats, tallies, progress) = (parse_stats.clone(), tallies.clone(), progress.clone());
+        let scope = meter.scope().clone();
         spawn(
             "parse",
             i,
-            Box::new(move || parse_worker(rx, tx, dl, &stats, &tallies, &progress)),
+            Box::new(move || parse_worker(rx, tx, dl, &stats, &tallies, &progress, &scope)),
         );
     }
     for i in 0..cfg.run.transform_workers {
@@ -493,10 +531,11 @@ fn pull(
             tallies.clone(),
             transformer.clone(),
         );
+        let scope = meter.scope().clone();
         spawn(
             "transform",
             i,
-            Box::new(move || transform_worker(rx, tx, dl, &t, &stats, &tallies)),
+            Box::new(move || transform_worker(rx, tx, dl, &t, &stats, &tallies, &scope)),
         );
     }
     {
@@ -509,17 +548,18 @@ fn pull(
     }
     {
         let (rx, tallies) = (dl_rx.clone(), tallies.clone());
+        let scope = meter.scope().clone();
         spawn(
             "dead_letters",
             0,
-            Box::new(move || dead_letter_worker(rx, &tallies)),
+            Box::new(move || dead_letter_worker(rx, &tallies, &scope)),
         );
     }
     // Only workers hold channel ends from here on, so each stage ends when
     // the one before it has ended.
     drop((pages_rx, rec_tx, rec_rx, etm_tx, etm_rx, dl_tx, dl_rx));
 
-    let fetch = run_fetch(cfg, token, opts, pages_tx, cancel);
+    let fetch = run_fetch(cfg, token, opts, meter.scope(), pages_tx, cancel);
     for h in handles {
         let _ = h.join();
     }
@@ -546,6 +586,7 @@ fn pull(
     Pulled {
         fetch,
         failure: failure.get(),
+        failure_origin: failure.origin(),
         tallies,
         stages,
         channels,
@@ -557,6 +598,7 @@ fn run_fetch(
     cfg: &Config,
     token: &Secret,
     opts: &SyncOptions,
+    scope: &Scope,
     pages_tx: Sender<Page>,
     cancel: CancellationToken,
 ) -> Result<FetchReport, FetchError> {
@@ -582,11 +624,16 @@ fn run_fetch(
                 cancel.cancel();
             });
         }
-        fetch::run(&cfg.orca, token, pages_tx, cancel).await
+        let fetch_opts = fetch::RunOptions {
+            kinds: cfg.kinds(),
+            scope: scope.clone(),
+            now_ms: None,
+        };
+        fetch::run_with(&cfg.orca, token, pages_tx, cancel, fetch_opts).await
     })
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -615,6 +662,7 @@ fn parse_worker(
     stats: &StageStats,
     tallies: &Tallies,
     progress: &Progress,
+    scope: &Scope,
 ) -> Result<(), String> {
     let mut parser = Parser::new();
     let mut repairs: BTreeMap<Repair, u64> = BTreeMap::new();
@@ -624,6 +672,7 @@ fn parse_worker(
         let n_out = parsed.records.len() as u64;
         for (k, v) in &parsed.repairs {
             *repairs.entry(*k).or_default() += v;
+            telemetry::repaired(scope, k.as_str(), *v);
         }
         if let PageVerdict::Read(s) = &parsed.verdict {
             progress.page(&page.query.label, page.query.label == page.query.model, s);
@@ -653,21 +702,38 @@ fn transform_worker(
     transformer: &Transformer,
     stats: &StageStats,
     tallies: &Tallies,
+    scope: &Scope,
 ) -> Result<(), String> {
     let mut local = TransformStats::default();
+    // What of `local` the metrics have seen: reported about once a second,
+    // not per record.
+    let mut reported = TransformStats::default();
+    let mut last_report = Instant::now();
     while let Some(batch) = rx.recv_blocking() {
         let t = Instant::now();
         let n_in = batch.len() as u64;
         let mut out = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
+        let mut bytes_out = 0u64;
         for rec in &batch {
             match transformer.transform(rec, &mut local) {
-                Ok(r) => out.push(r),
+                Ok(r) => {
+                    bytes_out += match &r {
+                        EtmRecord::Asset(a) => a.json.len(),
+                        EtmRecord::Finding(f) => f.json.len(),
+                    } as u64;
+                    out.push(r)
+                }
                 Err(d) => dead.push(*d),
             }
         }
         drop(batch);
         stats.record(n_in, 0, out.len() as u64, t);
+        stats.add_bytes_out(bytes_out);
+        if last_report.elapsed() >= TALLY_REPORT_EVERY {
+            telemetry::transform_deltas(scope, &local, &mut reported);
+            last_report = Instant::now();
+        }
         if !out.is_empty() && tx.send_blocking(out).is_err() {
             break;
         }
@@ -675,9 +741,13 @@ fn transform_worker(
             break;
         }
     }
+    telemetry::transform_deltas(scope, &local, &mut reported);
     lock(&tallies.transform).merge(&local);
     Ok(())
 }
+
+/// How often a worker's running tallies reach the metrics.
+const TALLY_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn spill_worker(
     rx: Receiver<Vec<EtmRecord>>,
@@ -687,22 +757,33 @@ fn spill_worker(
 ) -> Result<(), String> {
     while let Some(batch) = rx.recv_blocking() {
         let t = Instant::now();
+        let before = spill.stats().bytes;
         for rec in &batch {
             spill.write(rec).map_err(|e| e.to_string())?;
         }
         failpoint::hit("spill.batch");
         stats.record(batch.len() as u64, 0, batch.len() as u64, t);
+        stats.add_bytes_out(spill.stats().bytes - before);
     }
     let done = spill.finish().map_err(|e| e.to_string())?;
     *lock(&tallies.spill) = Some(done);
     Ok(())
 }
 
-fn dead_letter_worker(rx: Receiver<Vec<DeadLetter>>, tallies: &Tallies) -> Result<(), String> {
+fn dead_letter_worker(
+    rx: Receiver<Vec<DeadLetter>>,
+    tallies: &Tallies,
+    scope: &Scope,
+) -> Result<(), String> {
     let mut writer = lock(&tallies.dead_letter_writer).take();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut unreadable = Unreadable::default();
     while let Some(batch) = rx.recv_blocking() {
+        let mut in_batch: BTreeMap<(&'static str, &str), u64> = BTreeMap::new();
+        for d in &batch {
+            *in_batch.entry((d.stage, d.reason.as_str())).or_default() += 1;
+        }
+        telemetry::dead_letters(scope, &in_batch);
         for d in &batch {
             *counts
                 .entry(format!("{}:{}", d.stage, d.reason))

@@ -14,6 +14,7 @@ pub struct StageStats {
     items_in: AtomicU64,
     items_out: AtomicU64,
     bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
     busy_nanos: AtomicU64,
     started: Instant,
 }
@@ -26,6 +27,7 @@ impl StageStats {
             items_in: AtomicU64::new(0),
             items_out: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             started: Instant::now(),
         })
@@ -39,6 +41,11 @@ impl StageStats {
             .fetch_add(busy_since.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// Bytes the stage wrote or handed on (where it knows them cheaply).
+    pub fn add_bytes_out(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn items_in(&self) -> u64 {
         self.items_in.load(Ordering::Relaxed)
     }
@@ -47,6 +54,9 @@ impl StageStats {
     }
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in.load(Ordering::Relaxed)
+    }
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
     }
     pub fn busy_seconds(&self) -> f64 {
         self.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9
@@ -80,17 +90,41 @@ fn round3(x: f64) -> f64 {
 
 /// The first failure of any worker, named by stage; later ones are dropped.
 #[derive(Debug, Clone, Default)]
-pub struct Failure(Arc<Mutex<Option<String>>>);
+pub struct Failure(Arc<Mutex<Option<Failed>>>);
+
+#[derive(Debug)]
+struct Failed {
+    message: String,
+    /// `(stage, reason)` when a worker failed, for the errors counter.
+    origin: Option<(&'static str, &'static str)>,
+}
 
 impl Failure {
     pub fn set(&self, message: String) {
+        self.put(message, None);
+    }
+
+    /// A worker of `stage` failed (`reason`: `failed` or `panicked`).
+    pub fn set_in(&self, stage: &'static str, reason: &'static str, message: String) {
+        self.put(message, Some((stage, reason)));
+    }
+
+    fn put(&self, message: String, origin: Option<(&'static str, &'static str)>) {
         if let Ok(mut f) = self.0.lock() {
-            f.get_or_insert(message);
+            f.get_or_insert(Failed { message, origin });
         }
     }
 
     pub fn get(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|f| f.clone())
+        self.0
+            .lock()
+            .ok()
+            .and_then(|f| f.as_ref().map(|f| f.message.clone()))
+    }
+
+    /// The stage and reason of the first failure, if a worker failed.
+    pub fn origin(&self) -> Option<(&'static str, &'static str)> {
+        self.0.lock().ok().and_then(|f| f.as_ref()?.origin)
     }
 }
 
@@ -111,20 +145,20 @@ where
         .name(format!("{stage}-{index}"))
         .spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-            let message = match outcome {
+            let (reason, message) = match outcome {
                 Ok(Ok(())) => return,
-                Ok(Err(e)) => format!("stage {stage} failed: {e}"),
+                Ok(Err(e)) => ("failed", format!("stage {stage} failed: {e}")),
                 Err(panic) => {
                     let what = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "unknown panic".into());
-                    format!("stage {stage} panicked: {what}")
+                    ("panicked", format!("stage {stage} panicked: {what}"))
                 }
             };
             tracing::error!(stage, "{message}");
-            failure.set(message);
+            failure.set_in(stage, reason, message);
             on_fail();
         })
 }
@@ -152,6 +186,7 @@ mod tests {
             failure.get().as_deref(),
             Some("stage transform panicked: boom")
         );
+        assert_eq!(failure.origin(), Some(("transform", "panicked")));
         assert!(fired.load(Ordering::SeqCst));
     }
 

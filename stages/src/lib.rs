@@ -14,4 +14,5 @@ pub mod page;
 pub mod parse;
 pub mod secret;
 pub mod sink;
+pub mod telemetry;
 pub mod transform;

@@ -13,7 +13,7 @@ pub async fn check(cfg: &FetchConfig, token: &Secret) -> Result<Vec<(String, Str
     let client = OrcaClient::new(cfg, token)?;
     let mut found = Vec::new();
     for p in plan(&cfg.models) {
-        let said = match client.post(p.body(0, 1)).await {
+        let said = match client.post(p.body(0, 1)).await.outcome {
             Outcome::Body(body) => serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("total_items").and_then(|t| t.as_u64()))

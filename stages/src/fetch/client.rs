@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use metrics::SharedString;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
@@ -14,6 +15,15 @@ use crate::secret::Secret;
 
 /// Error bodies are read only this far: enough for Orca's message, never a flood.
 const MAX_ERROR_BODY: usize = 4096;
+
+/// One request's outcome, and what to count it as.
+#[derive(Debug)]
+pub struct Reply {
+    pub outcome: Outcome,
+    /// The HTTP status, or `timeout`/`connect`/`transport` when none came
+    /// back whole (the `status` label of the requests counter).
+    pub status: SharedString,
+}
 
 /// What one request came back with.
 #[derive(Debug)]
@@ -78,17 +88,18 @@ impl OrcaClient {
     }
 
     /// POST one query body and classify the answer.
-    pub async fn post(&self, body: Bytes) -> Outcome {
+    pub async fn post(&self, body: Bytes) -> Reply {
         let resp = match self.http.post(self.url.clone()).body(body).send().await {
             Ok(r) => r,
             Err(e) => return self.transport_error(&e),
         };
         let status = resp.status();
-        metrics::counter!("orca_etm_fetch_requests_total", "status" => status.as_u16().to_string())
-            .increment(1);
         if status.is_success() {
             return match resp.bytes().await {
-                Ok(b) => Outcome::Body(b),
+                Ok(b) => Reply {
+                    outcome: Outcome::Body(b),
+                    status: status_label(status),
+                },
                 Err(e) => self.transport_error(&e),
             };
         }
@@ -98,10 +109,13 @@ impl OrcaClient {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         let message = self.error_message(resp).await;
-        classify_status(status, message, retry_after, &self.url)
+        Reply {
+            outcome: classify_status(status, message, retry_after, &self.url),
+            status: status_label(status),
+        }
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> Outcome {
+    fn transport_error(&self, e: &reqwest::Error) -> Reply {
         let cause = if e.is_timeout() {
             "timeout"
         } else if e.is_connect() {
@@ -118,10 +132,13 @@ impl OrcaClient {
             detail.push_str(&s.to_string());
             src = s.source();
         }
-        Outcome::Transient {
-            cause,
-            retry_after: None,
-            detail: self.scrub(&detail),
+        Reply {
+            outcome: Outcome::Transient {
+                cause,
+                retry_after: None,
+                detail: self.scrub(&detail),
+            },
+            status: SharedString::const_str(cause),
         }
     }
 
@@ -154,6 +171,23 @@ impl OrcaClient {
         } else {
             text.replace(t, "[redacted]")
         }
+    }
+}
+
+/// The common codes without an allocation per request.
+fn status_label(status: StatusCode) -> SharedString {
+    match status.as_u16() {
+        200 => SharedString::const_str("200"),
+        400 => SharedString::const_str("400"),
+        401 => SharedString::const_str("401"),
+        403 => SharedString::const_str("403"),
+        404 => SharedString::const_str("404"),
+        429 => SharedString::const_str("429"),
+        500 => SharedString::const_str("500"),
+        502 => SharedString::const_str("502"),
+        503 => SharedString::const_str("503"),
+        504 => SharedString::const_str("504"),
+        code => SharedString::from(code.to_string()),
     }
 }
 

@@ -41,8 +41,8 @@ impl SharedLimiter {
         }
     }
 
-    /// Wait until one more request may be sent.
-    pub async fn acquire(&self) {
+    /// Wait until one more request may be sent; returns how long that was.
+    pub async fn acquire(&self) -> Duration {
         let start = Instant::now();
         loop {
             if let Some(until) = self.pause_deadline() {
@@ -60,7 +60,7 @@ impl SharedLimiter {
         let waited = start.elapsed();
         self.waited_nanos
             .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
-        metrics::histogram!("orca_etm_fetch_rate_limit_wait_seconds").record(waited.as_secs_f64());
+        waited
     }
 
     /// Hold every request back for `d` from now (never shortens a pause).

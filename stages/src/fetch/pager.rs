@@ -37,14 +37,16 @@ pub async fn read_page(
     loop {
         tokio::select! {
             _ = st.stop.cancelled() => return Err(PageError::Stop),
-            _ = st.limiter.acquire() => {}
+            waited = st.limiter.acquire() => st.metrics.waited(waited),
         }
         RunState::bump(&st.requests);
-        let outcome = tokio::select! {
+        let sent_at = std::time::Instant::now();
+        let reply = tokio::select! {
             _ = st.stop.cancelled() => return Err(PageError::Stop),
-            o = st.client.post(body.clone()) => o,
+            r = st.client.post(body.clone()) => r,
         };
-        let (cause, retry_after, detail) = match outcome {
+        st.metrics.request(reply.status, sent_at.elapsed());
+        let (cause, retry_after, detail) = match reply.outcome {
             Outcome::Body(bytes) => {
                 let (ack, verdict) = oneshot::channel();
                 let page = Page {
@@ -62,13 +64,15 @@ pub async fn read_page(
                     return Err(PageError::Stop);
                 }
                 RunState::bump(&st.pages);
-                metrics::counter!("orca_etm_fetch_pages_total").increment(1);
                 let verdict = tokio::select! {
                     _ = st.stop.cancelled() => return Err(PageError::Stop),
                     v = verdict => v,
                 };
                 match verdict {
-                    Ok(PageVerdict::Read(s)) => return Ok(s),
+                    Ok(PageVerdict::Read(s)) => {
+                        st.metrics.page(&info.model, s.rows as u64);
+                        return Ok(s);
+                    }
                     Ok(PageVerdict::Failure(msg)) => {
                         return Err(PageError::Query(format!(
                             "Orca answered a failure at offset {offset}: {msg}"
@@ -108,6 +112,7 @@ pub async fn read_page(
         }
         retries += 1;
         st.retries.count(cause);
+        st.metrics.retry(cause);
         let wait = retry_after
             .map(|d| st.policy.capped_retry_after(d))
             .unwrap_or_else(|| st.policy.backoff(retries));
@@ -233,6 +238,9 @@ pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&Atomi
         w.unique += (s.rows - ided) as u64;
         if w.pages == 1 {
             w.total = s.total_items;
+            if let (true, Some(t)) = (part.is_root(), w.total) {
+                st.metrics.expected(&part.model, t);
+            }
             if let (Some(acc), Some(t)) = (siblings_total, w.total) {
                 acc.fetch_add(t, Ordering::AcqRel);
             }

@@ -73,8 +73,32 @@ pub struct Partition {
 
 /// The queries of a run: one per asset model, then the findings of those assets.
 pub fn plan(models: &[String]) -> Vec<Partition> {
+    plan_kinds(models, Kinds::default())
+}
+
+/// What a run pulls (a profile's findings types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds {
+    /// The host assets of `models`.
+    pub assets: bool,
+    /// The VulnerabilityV2 findings on assets of `models`.
+    pub findings: bool,
+}
+
+impl Default for Kinds {
+    fn default() -> Self {
+        Kinds {
+            assets: true,
+            findings: true,
+        }
+    }
+}
+
+/// The queries of a run pulling `kinds`.
+pub fn plan_kinds(models: &[String], kinds: Kinds) -> Vec<Partition> {
     let mut out: Vec<Partition> = models
         .iter()
+        .filter(|_| kinds.assets)
         .map(|m| Partition {
             kind: RecordKind::Asset,
             model: m.clone(),
@@ -83,17 +107,24 @@ pub fn plan(models: &[String]) -> Vec<Partition> {
             window: None,
         })
         .collect();
-    out.push(Partition {
-        kind: RecordKind::Finding,
-        model: FINDING_MODEL.to_string(),
-        asset_models: models.to_vec(),
-        severity: None,
-        window: None,
-    });
+    if kinds.findings {
+        out.push(Partition {
+            kind: RecordKind::Finding,
+            model: FINDING_MODEL.to_string(),
+            asset_models: models.to_vec(),
+            severity: None,
+            window: None,
+        });
+    }
     out
 }
 
 impl Partition {
+    /// A query as planned, not a partition cut from one.
+    pub fn is_root(&self) -> bool {
+        self.severity.is_none() && self.window.is_none()
+    }
+
     /// Stable, readable, secret-free name, e.g.
     /// `VulnerabilityV2[severity=HIGH,first_seen=1700000000000..1710000000000]`.
     pub fn label(&self) -> String {

@@ -78,8 +78,6 @@ pub struct RetryStats {
 
 impl RetryStats {
     pub fn count(&self, cause: &str) {
-        metrics::counter!("orca_etm_fetch_retries_total", "cause" => cause.to_string())
-            .increment(1);
         if let Ok(mut m) = self.by_cause.lock() {
             *m.entry(cause.to_string()).or_default() += 1;
         }

@@ -12,14 +12,27 @@ use tokio_util::sync::CancellationToken;
 use super::client::OrcaClient;
 use super::config::FetchConfig;
 use super::error::FetchError;
+use super::observe::FetchMetrics;
 use super::pager::{walk, Walk, WalkEnd};
-use super::planner::{plan, Partition};
+use super::planner::{plan_kinds, Kinds, Partition};
 use super::report::{FetchReport, QueryReport};
 use super::state::RunState;
 use crate::channel;
 use crate::model::RecordKind;
 use crate::page::Page;
 use crate::secret::Secret;
+use crate::telemetry::Scope;
+
+/// How a run is driven beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// What to pull (a profile's findings types).
+    pub kinds: Kinds,
+    /// The labels of the run's metrics.
+    pub scope: Scope,
+    /// "Now" for the time windows of splits (default: the clock at start).
+    pub now_ms: Option<i64>,
+}
 
 /// Pull every planned query from Orca and send each raw page on `out`.
 ///
@@ -33,8 +46,7 @@ pub async fn run(
     out: channel::Sender<Page>,
     cancel: CancellationToken,
 ) -> Result<FetchReport, FetchError> {
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    run_at(cfg, token, out, cancel, now_ms).await
+    run_with(cfg, token, out, cancel, RunOptions::default()).await
 }
 
 /// [`run`] with "now" given, so time windows are reproducible in tests.
@@ -45,14 +57,41 @@ pub async fn run_at(
     cancel: CancellationToken,
     now_ms: i64,
 ) -> Result<FetchReport, FetchError> {
+    let opts = RunOptions {
+        now_ms: Some(now_ms),
+        ..RunOptions::default()
+    };
+    run_with(cfg, token, out, cancel, opts).await
+}
+
+/// [`run`] pulling `opts.kinds`, its metrics labelled with `opts.scope`.
+pub async fn run_with(
+    cfg: &FetchConfig,
+    token: &Secret,
+    out: channel::Sender<Page>,
+    cancel: CancellationToken,
+    opts: RunOptions,
+) -> Result<FetchReport, FetchError> {
     cfg.validate().map_err(FetchError::Config)?;
     let client = OrcaClient::new(cfg, token)?;
-    tracing::info!(url = %client.url(), models = ?cfg.models, "fetch starting");
+    tracing::info!(url = %client.url(), models = ?cfg.models, kinds = ?opts.kinds, "fetch starting");
     let stop = cancel.child_token();
-    let st = Arc::new(RunState::new(cfg.clone(), client, out, stop, now_ms));
+    let now_ms = opts
+        .now_ms
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    let plan = plan_kinds(&cfg.models, opts.kinds);
+    let metrics = FetchMetrics::new(opts.scope, &plan);
+    let st = Arc::new(RunState::new(
+        cfg.clone(),
+        client,
+        out,
+        stop,
+        now_ms,
+        metrics,
+    ));
 
     let mut tasks = JoinSet::new();
-    for part in plan(&cfg.models) {
+    for part in plan {
         tasks.spawn(process(st.clone(), part, None));
     }
     let mut lost_tasks = 0u32;
@@ -83,6 +122,7 @@ pub async fn run_at(
         complete,
         queries,
     };
+    st.metrics.report(&report);
     tracing::info!(
         requests = report.requests,
         pages = report.pages,
@@ -183,7 +223,7 @@ fn process(
             return finish(&st, rep);
         }
         RunState::bump(&st.splits);
-        metrics::counter!("orca_etm_fetch_partitions_split_total").increment(1);
+        st.metrics.split(&part.model, reason);
         tracing::info!(query = %rep.label, total, reason, children = children.len(), "splitting partition");
         rep.split = true;
         rep.split_reason = Some(reason.to_string());

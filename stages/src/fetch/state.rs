@@ -10,6 +10,7 @@ use super::client::OrcaClient;
 use super::config::FetchConfig;
 use super::error::FetchError;
 use super::limiter::SharedLimiter;
+use super::observe::FetchMetrics;
 use super::report::QueryReport;
 use super::retry::{RetryBudget, RetryPolicy, RetryStats};
 use crate::channel;
@@ -22,6 +23,7 @@ pub struct RunState {
     pub policy: RetryPolicy,
     pub budget: RetryBudget,
     pub retries: RetryStats,
+    pub metrics: FetchMetrics,
     pub out: channel::Sender<Page>,
     /// Fires on outside cancellation or on the first run-fatal error.
     pub stop: CancellationToken,
@@ -43,8 +45,10 @@ impl RunState {
         out: channel::Sender<Page>,
         stop: CancellationToken,
         now_ms: i64,
+        metrics: FetchMetrics,
     ) -> Self {
         RunState {
+            metrics,
             limiter: SharedLimiter::new(cfg.requests_per_second),
             policy: RetryPolicy::from_config(&cfg),
             budget: RetryBudget::new(cfg.retry_budget),
