@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod items;
+pub mod prom;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
