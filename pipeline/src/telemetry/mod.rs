@@ -153,7 +153,10 @@ impl RunMeter {
                 c.duplicates.assets + c.duplicates.findings,
             );
             if status == RunStatus::Complete {
-                s.gauge(t::RUN_LAST_SUCCESS, &[]).set(unix_now());
+                // The ledger's end time, so a later process seeding from
+                // the ledger reports the very same value.
+                let ended = rfc3339_seconds(&o.manifest.ended_at).unwrap_or_else(unix_now);
+                s.gauge(t::RUN_LAST_SUCCESS, &[]).set(ended);
             }
         }
         if let Some(rss) = peak_rss_bytes() {
@@ -272,8 +275,11 @@ fn last_success(cfg: &Config) -> Option<f64> {
     let run = Ledger::open_read_only(&path)
         .and_then(|l| l.last_complete_run())
         .ok()??;
-    let ended = run.ended_at?;
-    let at = chrono::DateTime::parse_from_rfc3339(&ended).ok()?;
+    rfc3339_seconds(&run.ended_at?)
+}
+
+fn rfc3339_seconds(text: &str) -> Option<f64> {
+    let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
     Some(at.timestamp_millis() as f64 / 1000.0)
 }
 
