@@ -96,7 +96,7 @@ pub fn serve(
     }
     let shutdown = opts.shutdown.clone().unwrap_or_default();
     if opts.handle_signals {
-        watch_signals(shutdown.clone());
+        watch_signals(shutdown.clone(), ready.clone());
     }
     let pushgateway = opts
         .pushgateway
@@ -221,7 +221,7 @@ fn unix(at: Option<DateTime<Utc>>) -> f64 {
 }
 
 /// First SIGTERM/SIGINT: shut down at the next safe point. Second: exit now.
-fn watch_signals(shutdown: CancellationToken) {
+fn watch_signals(shutdown: CancellationToken, ready: Readiness) {
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -238,6 +238,7 @@ fn watch_signals(shutdown: CancellationToken) {
             rt.block_on(async {
                 crate::run::wait_for_signal().await;
                 tracing::warn!("signal received: no new run starts; a running sync stops at its next safe point (a second signal exits at once)");
+                ready.set(false);
                 shutdown.cancel();
                 crate::run::wait_for_signal().await;
                 tracing::error!("second signal: exiting now");
