@@ -1,5 +1,6 @@
 //! parse: the project's simd-json path beside serde_json on the same bytes,
-//! and beside simd-json's raw tape (the ceiling: structure only, no values).
+//! beside owned trees (what the pipeline built before it read rows off the
+//! tape), and beside simd-json's raw tape (the ceiling).
 
 use std::sync::Arc;
 
@@ -23,8 +24,25 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("parse/{model}"));
         g.throughput(Throughput::Bytes(body.len() as u64));
         let mut parser = Parser::new();
-        g.bench_function("orca-etm (simd-json, records)", |b| {
-            b.iter(|| parser.parse(&q, 0, &body).records.len())
+        g.bench_function("orca-etm parse (tape, verdict, ids)", |b| {
+            b.iter(|| match parser.parse(&q, 0, &body).verdict {
+                stages::page::PageVerdict::Read(s) => s.rows,
+                _ => 0,
+            })
+        });
+        g.bench_function("orca-etm parse, then visit every row", |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                parser.parse(&q, 0, &body).for_each_row(|_| n += 1);
+                n
+            })
+        });
+        g.bench_function("owned trees (simd-json OwnedValue, before)", |b| {
+            b.iter_batched_ref(
+                || body.clone(),
+                |buf| simd_json::to_owned_value(buf).map(|_| 1).unwrap_or(0),
+                BatchSize::SmallInput,
+            )
         });
         g.bench_function("serde_json::Value", |b| {
             b.iter(|| {
