@@ -26,6 +26,7 @@ fn bench(c: &mut Criterion) {
             label: model.into(),
             model: model.into(),
             kind,
+            track_first_seen: false,
         });
         let records = Parser::new().parse_owned(&q, 0, &body).records;
         let mut text = body.clone();

@@ -155,7 +155,7 @@ proptest! {
                 let rec = OrcaRecord {
                     kind,
                     item: owned(v),
-                    query: Arc::new(QueryInfo { label: "p".into(), model: "p".into(), kind }),
+                    query: Arc::new(QueryInfo { label: "p".into(), model: "p".into(), kind, track_first_seen: false }),
                     offset: 0,
                 };
                 if let Ok(out) = t.transform(&rec, &mut stats) {
@@ -193,7 +193,7 @@ proptest! {
         let mut on_tape = text.clone();
         let tape = simd_json::to_tape(&mut on_tape).unwrap();
         for kind in [RecordKind::Asset, RecordKind::Finding] {
-            let q = Arc::new(QueryInfo { label: "p".into(), model: "p".into(), kind });
+            let q = Arc::new(QueryInfo { label: "p".into(), model: "p".into(), kind, track_first_seen: false });
             let rec = OrcaRecord { kind, item: owned(&item), query: q.clone(), offset: 7 };
             let (mut s1, mut s2) = (TransformStats::default(), TransformStats::default());
             let from_tree = output(t.transform(&rec, &mut s1));

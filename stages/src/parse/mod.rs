@@ -212,8 +212,13 @@ impl<'p> ParsedPage<'p> {
     /// dead letter.
     fn count_row<'a>(&mut self, query: &Arc<QueryInfo>, offset: u64, row: impl Json<'a>) -> bool {
         if row.is_object() {
+            let first_seen = query.track_first_seen.then(|| first_seen_ms(row)).flatten();
+            let summary = self.summary();
             if let Some(id) = item_id(row) {
-                self.summary().ids.push(id);
+                summary.ids.push(id);
+            }
+            if first_seen > summary.max_first_seen_ms {
+                summary.max_first_seen_ms = first_seen;
             }
             return true;
         }
@@ -400,6 +405,20 @@ fn envelope_fields<'a, J: Json<'a>>(
             .or_else(|| t.as_str().and_then(|s| s.trim().parse().ok()))
     });
     Ok((status, total))
+}
+
+/// An item's `FirstSeen` in ms since the epoch, in any date form the
+/// transform reads.
+pub fn first_seen_ms<'a, J: Json<'a>>(item: J) -> Option<i64> {
+    let v = item.get("data")?.get("FirstSeen")?;
+    let v = v.get("value").unwrap_or(v);
+    let text = match v.as_str() {
+        Some(s) => crate::transform::parse_date(s)?,
+        None => crate::transform::parse_date(&String::from_utf8_lossy(&v.to_json_vec()))?,
+    };
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .ok()
+        .map(|d| d.timestamp_millis())
 }
 
 /// The Orca `id` of an item, as text.

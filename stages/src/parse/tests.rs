@@ -12,6 +12,7 @@ fn query(kind: RecordKind) -> Arc<QueryInfo> {
         label: "AwsEc2Instance".into(),
         model: "AwsEc2Instance".into(),
         kind,
+        track_first_seen: false,
     })
 }
 
@@ -234,4 +235,23 @@ proptest::proptest! {
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
         let _ = Parser::new().parse_owned(&query(RecordKind::Asset), 0, &bytes);
     }
+}
+
+#[test]
+fn latest_first_seen_is_reported_when_asked() {
+    let body = br#"{"status":"success","data":[
+        {"id":"a","data":{"FirstSeen":{"value":"2024-03-29T12:00:00+00:00"}}},
+        {"id":"b","data":{"FirstSeen":{"value":1711800000000}}},
+        {"id":"c","data":{"FirstSeen":{"value":"not a date"}}},
+        {"id":"d","data":{}}]}"#;
+    let mut q = (*query(RecordKind::Finding)).clone();
+    assert_eq!(
+        summary(&Parser::new().parse_owned(&Arc::new(q.clone()), 0, body)).max_first_seen_ms,
+        None
+    );
+    q.track_first_seen = true;
+    let page = Parser::new().parse_owned(&Arc::new(q), 0, body);
+    // 2024-03-30T12:00:00Z, the epoch-ms row, is the latest readable one.
+    assert_eq!(summary(&page).max_first_seen_ms, Some(1_711_800_000_000));
+    assert_eq!(summary(&page).ids, vec!["a", "b", "c", "d"]);
 }
