@@ -97,7 +97,11 @@ fn a_sync_exports_the_whole_contract_and_agrees_with_its_manifest() {
         "[[faults]]\nkind = \"status\"\nstatus = 429\nevery = 5\nretry_after = 0\n",
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(&fake.url(), dir.path(), "page_size = 50\npage_cap = 200");
+    let mut cfg = config(
+        &fake.url(),
+        dir.path(),
+        "page_size = 50\npage_cap = 200\nover_cap = \"split\"",
+    );
     let profile = "contract";
     cfg.profile = profile.into();
     let out = run(&cfg);
@@ -452,11 +456,23 @@ fn a_failed_run_keeps_the_last_success_and_is_counted() {
     let (e, _server) = exporter();
     let fake = Fake::synthetic(spec(), 0.0, "");
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(&fake.url(), dir.path(), "page_size = 100");
+    // Over a cap of 300, read on in FirstSeen stretches (the default).
+    let mut cfg = config(&fake.url(), dir.path(), "page_size = 100\npage_cap = 300");
     let profile = "fails-later";
     cfg.profile = profile.into();
-    assert_eq!(run(&cfg).manifest.status, RunStatus::Complete);
+    let first_run = run(&cfg);
+    assert_eq!(first_run.manifest.status, RunStatus::Complete);
     let p = [("profile", profile)];
+    let text = e.render();
+    let f = first_run.manifest.fetch.as_ref().unwrap();
+    let q = f.query("VulnerabilityV2").unwrap();
+    assert_eq!(q.split_reason.as_deref(), Some("over_cap_keyset"));
+    let model = [("profile", profile), ("model", "VulnerabilityV2")];
+    let announced = q.total_items.unwrap() as f64;
+    assert!(announced > 300.0, "over the cap");
+    assert_eq!(total(&text, t::FETCH_EXPECTED_ITEMS, &model), announced);
+    assert_eq!(total(&text, t::FETCH_READ_ITEMS, &model), announced);
+    assert_eq!(total(&text, t::FETCH_ROWS, &model), q.rows_read as f64);
     let first = total(&e.render(), t::RUN_LAST_SUCCESS, &p);
     assert!(first > 0.0);
     drop(fake);

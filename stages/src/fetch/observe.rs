@@ -125,6 +125,8 @@ impl FetchMetrics {
         let mut read: HashMap<&str, u64> = HashMap::new();
         let mut incomplete = 0u64;
         for q in &report.queries {
+            // Leaves: partitions not cut further, and the stretches of a
+            // walk past the cap (each reports only the ids new to it).
             if !q.split {
                 *read.entry(q.model.as_str()).or_default() += q.unique_ids;
             }
