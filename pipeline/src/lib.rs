@@ -11,3 +11,4 @@ pub mod publish;
 pub mod run;
 pub mod runs;
 pub mod runtime;
+pub mod sink_stage;

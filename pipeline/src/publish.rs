@@ -4,13 +4,16 @@
 //!
 //! ```text
 //! spill partitions ─▶ assemble ─▶ merge (asset id order) ─▶ join with the ledger's known findings
-//!                                                      ├─▶ render ─▶ sinks ─▶ commit (rename)
+//!                                                      ├─▶ render ─batches─▶ sink_<name> ×N ─▶ commit
 //!                                                      └─▶ ledger writes ─▶ ledger thread (one transaction)
 //! ```
 //!
 //! The ledger's writes go to a thread of their own over a bounded channel,
-//! so SQLite's work overlaps rendering and writing instead of adding to it.
-//! The order of the end matters for crash safety: sinks commit, then the
+//! and so does every sink (`sink_stage`): rendered documents are batched
+//! once and shared by all sinks' channels, so SQLite's work and each
+//! sink's overlap rendering instead of adding to it, and a slow sink shows
+//! as its own full channel. The order of the end matters for crash safety:
+//! documents streamed, every ledger write applied, sinks commit, then the
 //! caller writes the manifest, then the ledger commits. A crash before the
 //! ledger commit leaves the ledger as it was, so the rerun computes the
 //! same statuses and delivers the same documents again (at-least-once,
@@ -18,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use stages::channel::{self, Receiver, Sender};
 use stages::dedupe::{self, AssembleStats, AssembledAsset, FindingOut, Merge, SpillStats};
@@ -25,8 +29,10 @@ use stages::ledger::{
     decide_asset, Decision, FixPolicy, Known, KnownAssets, KnownByAsset, KnownFindings, Ledger,
     LedgerError, RunRecord, Status,
 };
-use stages::sink::{Sink, SinkReport};
+use stages::sink::{DocBatch, Sink, SinkReport};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+
+use crate::sink_stage::{channel_snapshot, SinkStage};
 
 /// The ETM field a finding is published under; a `FIXED` finding keeps it
 /// (also spelled out in `external_id_of`, as serde needs a literal).
@@ -37,6 +43,12 @@ const EXTERNAL_ID_FIELD: &str = "externalFindingId";
 const LEDGER_BATCH_FINDINGS: usize = 2048;
 /// Asset entries (each with its findings) queued for the ledger thread.
 const LEDGER_QUEUE: usize = 4096;
+/// Documents per batch sent to the sinks, and the bytes that close a batch
+/// early: few channel operations per document, little latency per batch.
+const SINK_BATCH_DOCS: usize = 64;
+const SINK_BATCH_BYTES: usize = 1 << 20;
+/// Documents queued for each sink: a slow sink holds at most this many.
+const SINK_QUEUE_DOCS: usize = 512;
 
 /// Why publishing stopped.
 #[derive(Debug, thiserror::Error)]
@@ -111,13 +123,6 @@ pub struct Settings {
     pub delta: bool,
 }
 
-/// One destination and how it fared.
-struct Slot {
-    sink: Option<Box<dyn Sink>>,
-    name: &'static str,
-    error: Option<String>,
-}
-
 /// What the publish phase did.
 #[derive(Debug, Default)]
 pub struct Published {
@@ -140,6 +145,9 @@ pub struct Published {
     pub gone_documents: u64,
     /// Orphan assets published (findings without their asset record).
     pub orphan_documents: u64,
+    /// The sink stages' counters and their channels', for the manifest.
+    pub stages: BTreeMap<&'static str, serde_json::Value>,
+    pub channels: BTreeMap<&'static str, serde_json::Value>,
 }
 
 /// The ledger's share of one asset.
@@ -189,16 +197,16 @@ pub fn publish(
         spill,
         ..Published::default()
     };
-    let slots = sinks
-        .into_iter()
-        .map(|s| Slot {
-            name: s.name(),
-            sink: Some(s),
-            error: None,
-        })
-        .collect();
 
     std::thread::scope(|scope| {
+        let mut slots = Vec::with_capacity(sinks.len());
+        for sink in sinks {
+            let name = sink.name();
+            slots.push(
+                SinkStage::spawn(scope, sink, SINK_QUEUE_DOCS)
+                    .map_err(|e| PublishError::Sinks(format!("cannot start {name}: {e}")))?,
+            );
+        }
         let (tx, rx) = channel::bounded::<Vec<AssetWrites>>("ledger_writes", LEDGER_QUEUE);
         let (ready_tx, ready_rx) = flume::bounded::<Result<(), String>>(1);
         let (commit_tx, commit_rx) = flume::bounded::<RunRecord>(1);
@@ -215,6 +223,7 @@ pub fn publish(
             known,
             known_assets: known_assets.peekable(),
             slots,
+            pending: DocBatch::default(),
             ledger: tx,
             batch: Vec::new(),
             batch_findings: 0,
@@ -222,8 +231,15 @@ pub fn publish(
             out: &mut out,
         };
         let streamed = p.stream(&mut merge);
-        let Publisher { slots, ledger, .. } = p;
+        let Publisher {
+            mut slots, ledger, ..
+        } = p;
         drop(ledger);
+        // The sinks see the end of their input and finish writing while
+        // the ledger finishes applying.
+        for s in &mut slots {
+            s.close_input();
+        }
         if let Err(e) = streamed {
             drop(commit_tx);
             let _ = writer.join();
@@ -269,15 +285,20 @@ fn join_error(r: std::thread::Result<Result<(), LedgerError>>) -> String {
     }
 }
 
-fn commit_sinks(slots: Vec<Slot>, out: &mut Published) -> Result<(), PublishError> {
-    for slot in slots {
-        match (slot.sink, slot.error) {
-            (Some(sink), None) => match sink.commit() {
-                Ok(r) => out.reports.push(r),
-                Err(e) => out.failed_sinks.push(format!("{}: {e}", slot.name)),
-            },
-            (_, Some(e)) => out.failed_sinks.push(format!("{}: {e}", slot.name)),
-            (None, None) => {}
+/// Commit every sink at once and wait for all; a sink that failed (now or
+/// while writing) is listed, the others' output stands.
+fn commit_sinks(mut slots: Vec<SinkStage<'_>>, out: &mut Published) -> Result<(), PublishError> {
+    for s in &mut slots {
+        s.release(true);
+    }
+    for s in slots {
+        let (name, stats, channel) = (s.name, s.stats().clone(), s.channel_stats().clone());
+        let result = s.join();
+        out.stages.insert(name, stats.snapshot());
+        out.channels.insert(name, channel_snapshot(&channel));
+        match result {
+            Ok(r) => out.reports.push(r),
+            Err(e) => out.failed_sinks.push(format!("{}: {e}", sink_label(name))),
         }
     }
     if out.reports.is_empty() && !out.failed_sinks.is_empty() {
@@ -340,12 +361,14 @@ fn ledger_worker(
 }
 
 /// The streaming half of publishing (the publish thread's state).
-struct Publisher<'a> {
+struct Publisher<'a, 's> {
     settings: Settings,
     unreadable: &'a Unreadable,
     known: KnownByAsset<KnownFindings>,
     known_assets: std::iter::Peekable<KnownAssets>,
-    slots: Vec<Slot>,
+    slots: Vec<SinkStage<'s>>,
+    /// Documents rendered but not yet handed to the sinks.
+    pending: DocBatch,
     ledger: Sender<Vec<AssetWrites>>,
     batch: Vec<AssetWrites>,
     batch_findings: usize,
@@ -353,13 +376,14 @@ struct Publisher<'a> {
     out: &'a mut Published,
 }
 
-impl Publisher<'_> {
+impl Publisher<'_, '_> {
     fn stream(&mut self, merge: &mut Merge) -> Result<(), PublishError> {
         while let Some(asset) = merge.next_asset()? {
             self.leave_known_before(Some(&asset.asset_id))?;
             self.asset(&asset)?;
         }
         self.leave_known_before(None)?;
+        self.send_documents()?;
         self.flush()
     }
 
@@ -546,32 +570,41 @@ impl Publisher<'_> {
         })
     }
 
-    /// The rendered document (in `self.doc`) to every sink still standing.
+    /// The rendered document (in `self.doc`) to every sink, in batches.
     fn write_document(&mut self, asset_id: &str) -> Result<(), PublishError> {
+        self.pending.push(asset_id.as_bytes(), &self.doc);
+        if self.pending.len() >= SINK_BATCH_DOCS || self.pending.bytes() >= SINK_BATCH_BYTES {
+            self.send_documents()?;
+        }
+        self.out.documents += 1;
+        stages::failpoint::hit("publish.document");
+        Ok(())
+    }
+
+    /// The pending batch to every sink; stops the run once no sink stands.
+    fn send_documents(&mut self) -> Result<(), PublishError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = Arc::new(std::mem::replace(
+            &mut self.pending,
+            DocBatch::with_capacity(SINK_BATCH_DOCS, 64 << 10),
+        ));
         let mut standing = 0;
-        for slot in &mut self.slots {
-            let Some(sink) = slot.sink.as_mut() else {
-                continue;
-            };
-            match sink.write(asset_id.as_bytes(), &self.doc) {
-                Ok(()) => standing += 1,
-                Err(e) => {
-                    tracing::error!(sink = slot.name, "sink failed, the others go on: {e}");
-                    slot.error = Some(e.to_string());
-                    slot.sink = None;
-                }
+        for s in &self.slots {
+            if s.failed().is_none() {
+                s.send(batch.clone());
+                standing += 1;
             }
         }
         if standing == 0 {
             let errors: Vec<String> = self
                 .slots
                 .iter()
-                .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.name)))
+                .filter_map(|s| s.failed().map(|e| format!("{}: {e}", sink_label(s.name))))
                 .collect();
             return Err(PublishError::Sinks(errors.join("; ")));
         }
-        self.out.documents += 1;
-        stages::failpoint::hit("publish.document");
         Ok(())
     }
 
@@ -594,6 +627,11 @@ impl Publisher<'_> {
             .send_blocking(batch)
             .map_err(|_| PublishError::LedgerWriter("the ledger thread stopped".into()))
     }
+}
+
+/// A sink's name as users wrote it (`ndjson`), from its stage's (`sink_ndjson`).
+fn sink_label(stage: &str) -> &str {
+    stage.strip_prefix("sink_").unwrap_or(stage)
 }
 
 /// Fingerprint of an asset's content: its document and its findings' ids

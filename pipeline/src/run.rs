@@ -340,6 +340,10 @@ fn fill_published(m: &mut Manifest, p: &crate::publish::Published) {
     m.counts.unchanged_assets = p.unchanged_assets;
     m.counts.gone_assets = p.gone_assets;
     m.outputs = p.reports.clone();
+    m.stages
+        .extend(p.stages.iter().map(|(k, v)| (*k, v.clone())));
+    m.channels
+        .extend(p.channels.iter().map(|(k, v)| (*k, v.clone())));
 }
 
 fn end_manifest(m: &mut Manifest, started: Instant) {

@@ -5,9 +5,11 @@
 //! fails leaves the previous output in place.
 
 pub mod atomic;
+pub mod batch;
 pub mod dead_letters;
 pub mod ndjson;
 
+pub use batch::DocBatch;
 pub use dead_letters::DeadLetterWriter;
 pub use ndjson::NdjsonSink;
 
