@@ -9,6 +9,7 @@ use serde::Deserialize;
 use stages::dedupe::DedupeConfig;
 use stages::fetch::FetchConfig;
 use stages::secret::Secret;
+use stages::sink::SinkConfig;
 use stages::transform::{ScoringConfig, TransformMap};
 
 /// The whole configuration.
@@ -45,6 +46,10 @@ pub struct Config {
     /// sets it too). The first run of a profile is always full.
     #[serde(default)]
     pub delta: bool,
+    /// Where documents go: `[[sink]]` tables (`type = "ndjson" | "csv" |
+    /// "qualys_webhook"`). None: one NDJSON sink into `output.dir`.
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<SinkConfig>,
 }
 
 fn default_profile() -> String {
@@ -148,6 +153,9 @@ pub enum ConfigError {
     },
     #[error("transform map {path}: {message}")]
     TransformMap { path: PathBuf, message: String },
+    /// A sink that cannot be opened as configured (e.g. no Qualys password).
+    #[error("{0}")]
+    Sink(String),
 }
 
 impl Config {
@@ -191,6 +199,7 @@ impl Config {
                 cfg.profile
             ));
         }
+        stages::sink::config::validate_all(&cfg.sinks, &cfg.output.dir)?;
         Ok(cfg)
     }
 
@@ -208,6 +217,9 @@ impl Config {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        for s in &mut self.sinks {
+            s.resolve_paths(base);
         }
     }
 

@@ -12,3 +12,4 @@ pub mod run;
 pub mod runs;
 pub mod runtime;
 pub mod sink_stage;
+pub mod sinks;

@@ -21,7 +21,7 @@ use stages::model::{DeadLetter, EtmRecord, OrcaRecord, RecordKind};
 use stages::page::{Page, PageVerdict};
 use stages::parse::{Parser, Repair};
 use stages::secret::Secret;
-use stages::sink::{DeadLetterWriter, NdjsonSink, Sink};
+use stages::sink::DeadLetterWriter;
 use stages::transform::{TransformStats, Transformer};
 use tokio_util::sync::CancellationToken;
 
@@ -110,6 +110,7 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
     );
     let started_text = started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let map = cfg.transform_map()?;
+    let sinks = crate::sinks::plan(cfg)?;
     let transformer = Arc::new(
         Transformer::new(map, cfg.scoring.clone())
             .map_err(|e| RunError::TransformMap(e.to_string()))?,
@@ -233,7 +234,7 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
     let mut recorded = false;
 
     if manifest.status != RunStatus::Failed {
-        match (spilled, open_sinks(cfg)) {
+        match (spilled, crate::sinks::open(&sinks, &out_dir)) {
             (None, _) => {
                 manifest.status = RunStatus::Failed;
                 manifest.error = Some("the spill stage left no partitions".into());
@@ -307,11 +308,6 @@ pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcom
         manifest_path,
         output,
     })
-}
-
-/// The sinks of this run, in the order they are written.
-fn open_sinks(cfg: &Config) -> Result<Vec<Box<dyn Sink>>, stages::sink::SinkError> {
-    Ok(vec![Box::new(NdjsonSink::create(&cfg.output.dir)?)])
 }
 
 /// Why this run fixes nothing, when it fixes nothing.

@@ -13,8 +13,7 @@
 //! Nothing becomes visible until the publish phase says [`SinkStage::finish`]
 //! with `commit = true`, which it does only once the ledger holds every write.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Instant;
 
@@ -37,16 +36,7 @@ pub struct SinkStage<'scope> {
 /// `sink_<name>`, the stage's and its channel's name. Interned: metric and
 /// manifest names are `'static`, and a process runs few distinct sinks.
 pub fn stage_name(sink: &str) -> &'static str {
-    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    let name = format!("sink_{sink}");
-    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    let set = names.get_or_insert_with(HashSet::new);
-    if let Some(n) = set.get(name.as_str()) {
-        return n;
-    }
-    let leaked: &'static str = Box::leak(name.into_boxed_str());
-    set.insert(leaked);
-    leaked
+    stages::sink::config::intern(&format!("sink_{sink}"))
 }
 
 impl<'scope> SinkStage<'scope> {
@@ -216,6 +206,7 @@ mod tests {
     use super::*;
     use stages::sink::SinkError;
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     /// A sink that records what it got, optionally slowly, optionally
