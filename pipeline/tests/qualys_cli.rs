@@ -135,7 +135,10 @@ fn all_files(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
         if p.is_dir() {
             all_files(&p, out);
         } else {
-            out.push((p.clone(), String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned()));
+            out.push((
+                p.clone(),
+                String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned(),
+            ));
         }
     }
 }
@@ -168,8 +171,16 @@ fn no_log_line_manifest_or_dead_letter_shows_the_password_or_a_jwt() {
     assert!(dead.1.lines().count() >= 1, "no asset was dead-lettered");
     files.push(("stdout+stderr".into(), log));
     for (path, text) in &files {
-        assert!(!text.contains(PASSWORD), "{} shows the password", path.display());
-        assert!(!text.contains(TOKEN), "{} shows the Orca token", path.display());
+        assert!(
+            !text.contains(PASSWORD),
+            "{} shows the password",
+            path.display()
+        );
+        assert!(
+            !text.contains(TOKEN),
+            "{} shows the Orca token",
+            path.display()
+        );
         for t in &tokens {
             // The signature alone is what makes a token a token.
             let sig = t.rsplit('.').next().unwrap();
@@ -196,7 +207,11 @@ fn metrics_name_the_sink_and_never_a_secret() {
     let text = format!(
         "{}{}",
         config_text(&orca.url(), dir.path(), ""),
-        sinks_text(dir.path(), &gw.url(), "asset_retries = 0\nbatch_assets = 10")
+        sinks_text(
+            dir.path(),
+            &gw.url(),
+            "asset_retries = 0\nbatch_assets = 10"
+        )
     );
     let out = run(&pipeline::config::Config::parse(&text).unwrap());
     assert_eq!(
@@ -270,6 +285,9 @@ fn bad_sink_configs_exit_2_naming_the_problem() {
         let o = sync(&p, "warn");
         assert_eq!(o.status.code(), Some(2), "{sinks}: {}", said(&o));
         let s = said(&o);
-        assert!(s.contains("bad configuration") && s.contains(want), "{sinks}: {s}");
+        assert!(
+            s.contains("bad configuration") && s.contains(want),
+            "{sinks}: {s}"
+        );
     }
 }

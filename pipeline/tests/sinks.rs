@@ -40,3 +40,42 @@ fn the_manifest_shows_each_sink_as_a_stage_and_a_channel() {
     let batches = channel["sent_batches"].as_u64().unwrap();
     assert_eq!(batches, docs.div_ceil(64));
 }
+
+#[test]
+fn the_readme_lists_the_csv_columns_in_their_order() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let table = readme
+        .split("<!-- csv-columns:")
+        .nth(1)
+        .expect("the README's CSV column table");
+    let listed: Vec<String> = table
+        .lines()
+        .skip(3)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.split('|')
+                .nth(2)
+                .unwrap()
+                .trim()
+                .trim_matches('`')
+                .to_string()
+        })
+        .collect();
+    let code: Vec<&str> = stages::sink::csv::COLUMNS.iter().map(|(h, _)| *h).collect();
+    assert_eq!(listed, code);
+}
+
+#[test]
+fn the_readme_config_for_webhook_and_csv_parses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let block = readme
+        .split("```toml\n")
+        .find(|b| b.contains("type = \"qualys_webhook\""))
+        .and_then(|b| b.split("```").next())
+        .expect("the README's webhook config");
+    let cfg = pipeline::config::Config::parse(block).unwrap();
+    let kinds: Vec<&str> = cfg.sinks.iter().map(|s| s.kind()).collect();
+    assert_eq!(kinds, ["ndjson", "csv", "qualys_webhook"]);
+}

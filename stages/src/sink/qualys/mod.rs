@@ -55,6 +55,8 @@ pub struct QualysWebhookSink {
     dead_letters: u64,
     documents: u64,
     accepted: u64,
+    /// Refused assets queued again.
+    resent: u64,
 }
 
 impl QualysWebhookSink {
@@ -92,6 +94,7 @@ impl QualysWebhookSink {
             dead_letters: 0,
             documents: 0,
             accepted: 0,
+            resent: 0,
         })
     }
 
@@ -150,6 +153,7 @@ impl QualysWebhookSink {
                         ::metrics::counter!(metrics::RETRIES, "sink" => self.name, "cause" => "asset_error")
                             .increment(1);
                         tracing::debug!(sink = self.name, asset = %entry.key, "the gateway refused an asset; it goes again in a later batch");
+                        self.resent += 1;
                         self.pending_bytes += entry.json.len();
                         self.pending.push_back(entry);
                     }
@@ -238,6 +242,7 @@ impl Sink for QualysWebhookSink {
             dead_letters,
             documents,
             accepted,
+            resent,
             ..
         } = *self;
         let done = dead.commit().map_err(|source| SinkError::Io {
@@ -256,6 +261,9 @@ impl Sink for QualysWebhookSink {
         .collect();
         for (cause, n) in &c.retries {
             details.insert(format!("retries_{cause}"), *n);
+        }
+        if resent > 0 {
+            details.insert("retries_asset_error".into(), resent);
         }
         Ok(SinkReport {
             sink: name.into(),
