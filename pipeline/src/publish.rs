@@ -298,7 +298,7 @@ fn commit_sinks(mut slots: Vec<SinkStage<'_>>, out: &mut Published) -> Result<()
         out.channels.insert(name, channel_snapshot(&channel));
         match result {
             Ok(r) => out.reports.push(r),
-            Err(e) => out.failed_sinks.push(format!("{}: {e}", sink_label(name))),
+            Err(e) => out.failed_sinks.push(labelled(name, &e)),
         }
     }
     if out.reports.is_empty() && !out.failed_sinks.is_empty() {
@@ -601,7 +601,7 @@ impl Publisher<'_, '_> {
             let errors: Vec<String> = self
                 .slots
                 .iter()
-                .filter_map(|s| s.failed().map(|e| format!("{}: {e}", sink_label(s.name))))
+                .filter_map(|s| s.failed().map(|e| labelled(s.name, &e)))
                 .collect();
             return Err(PublishError::Sinks(errors.join("; ")));
         }
@@ -629,9 +629,14 @@ impl Publisher<'_, '_> {
     }
 }
 
-/// A sink's name as users wrote it (`ndjson`), from its stage's (`sink_ndjson`).
-fn sink_label(stage: &str) -> &str {
-    stage.strip_prefix("sink_").unwrap_or(stage)
+/// A sink's error named by the sink as users wrote it (`ndjson`, from its
+/// stage `sink_ndjson`), unless the error names it already.
+fn labelled(stage: &str, error: &str) -> String {
+    let name = stage.strip_prefix("sink_").unwrap_or(stage);
+    match error.strip_prefix(name) {
+        Some(rest) if rest.starts_with(':') => error.to_string(),
+        _ => format!("{name}: {error}"),
+    }
 }
 
 /// Fingerprint of an asset's content: its document and its findings' ids
@@ -691,6 +696,13 @@ pub fn fixed_finding(vendor_id: &str, external_id: Option<&str>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sink_errors_name_their_sink_once() {
+        assert_eq!(labelled("sink_csv", "csv: disk full"), "csv: disk full");
+        assert_eq!(labelled("sink_csv", "disk full"), "csv: disk full");
+        assert_eq!(labelled("sink_csv", "csvx: a"), "csv: csvx: a");
+    }
 
     #[test]
     fn fixed_findings_keep_their_keys() {

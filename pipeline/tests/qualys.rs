@@ -97,6 +97,13 @@ fn a_clean_run_delivers_the_ndjson_in_batches() {
     let webhook = &out.manifest.outputs[2];
     assert_eq!(webhook.dead_letters, 0);
     assert_eq!(webhook.details["requests"], calls.len() as u64 + 1);
+    // Every document went once, so the bodies hold at least the NDJSON's bytes less the newlines.
+    let ndjson_bytes = out.manifest.outputs[0].bytes;
+    assert!(
+        webhook.bytes > ndjson_bytes - docs as u64,
+        "{} vs {ndjson_bytes}",
+        webhook.bytes
+    );
     assert!(webhook
         .location
         .ends_with("/rest/2.0/am/connector/asset/data/sync"));

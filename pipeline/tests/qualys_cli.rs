@@ -291,3 +291,35 @@ fn bad_sink_configs_exit_2_naming_the_problem() {
         );
     }
 }
+
+#[test]
+fn check_logs_in_to_each_webhook_gateway() {
+    let orca = Fake::synthetic(spec(), 0.0, "");
+    let gw = Gateway::start("", |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &orca.url(), &gw.url(), "");
+    let check = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_orca-etm"))
+            .args(["check", "--config"])
+            .arg(config)
+            .env("ORCA_API_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    let o = check(&config);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    assert!(
+        said(&o).contains("sink qualys_webhook: http://127.0.0.1:"),
+        "{}",
+        said(&o)
+    );
+    assert_eq!(gw.gw().tokens_issued(), 1);
+    assert!(gw.sync_calls().is_empty(), "check sends no data");
+
+    std::fs::write(password_file(dir.path()), "not-the-password\n").unwrap();
+    let o = check(&config);
+    assert_eq!(o.status.code(), Some(4), "{}", said(&o));
+    let s = said(&o);
+    assert!(s.contains("/auth answered HTTP 401"), "{s}");
+    assert!(!s.contains("not-the-password"));
+}

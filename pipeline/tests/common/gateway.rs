@@ -62,7 +62,7 @@ impl Drop for Gateway {
     }
 }
 
-/// The password file every webhook test config names.
+/// The password file every webhook test config names (written anew).
 pub fn password_file(dir: &Path) -> PathBuf {
     let p = dir.join("qualys-password");
     std::fs::create_dir_all(dir).unwrap();

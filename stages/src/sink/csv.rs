@@ -89,6 +89,68 @@ pub const COLUMNS: &[(&str, Source)] = &[
     ("vendorProductName", Source::Finding("/vendorProductName")),
 ];
 
+/// The asset fields the columns read. The rest of a document (software,
+/// services, ports…, often most of its bytes) is skipped without being
+/// built into values.
+#[derive(serde::Deserialize)]
+struct AssetFields {
+    #[serde(rename = "externalAssetId")]
+    external_asset_id: Option<Value>,
+    #[serde(rename = "sourceNativeKey")]
+    source_native_key: Option<Value>,
+    #[serde(rename = "hostName")]
+    host_name: Option<Value>,
+    fqdn: Option<Value>,
+    #[serde(rename = "instanceId")]
+    instance_id: Option<Value>,
+    #[serde(rename = "cloudProvider")]
+    cloud_provider: Option<Value>,
+    #[serde(rename = "operatingSystem")]
+    operating_system: Option<Value>,
+    #[serde(rename = "networkInterfaces")]
+    network_interfaces: Option<Value>,
+    source: Option<Value>,
+    #[serde(default)]
+    finding: Option<Vec<Value>>,
+}
+
+/// Top-level fields `AssetFields` keeps; every `Source::Asset` column
+/// reads one of them (a test checks).
+const ASSET_FIELDS: &[&str] = &[
+    "externalAssetId",
+    "sourceNativeKey",
+    "hostName",
+    "fqdn",
+    "instanceId",
+    "cloudProvider",
+    "operatingSystem",
+    "networkInterfaces",
+    "source",
+];
+
+impl AssetFields {
+    /// The kept fields as an object (for the columns' pointers), and the findings.
+    fn split(self) -> (Value, Vec<Value>) {
+        let values = [
+            self.external_asset_id,
+            self.source_native_key,
+            self.host_name,
+            self.fqdn,
+            self.instance_id,
+            self.cloud_provider,
+            self.operating_system,
+            self.network_interfaces,
+            self.source,
+        ];
+        let asset: serde_json::Map<String, Value> = ASSET_FIELDS
+            .iter()
+            .zip(values)
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect();
+        (Value::Object(asset), self.finding.unwrap_or_default())
+    }
+}
+
 pub struct CsvSink {
     name: &'static str,
     out: csv::Writer<AtomicFile>,
@@ -191,16 +253,12 @@ impl Sink for CsvSink {
         // Documents come from our own renderer; one that does not parse is
         // a bug upstream, and failing this sink says so louder than a row
         // quietly missing.
-        let asset: Value = serde_json::from_slice(doc).map_err(|e| SinkError::Document {
+        let fields: AssetFields = serde_json::from_slice(doc).map_err(|e| SinkError::Document {
             sink: self.name,
             asset_id: String::from_utf8_lossy(asset_id).into_owned(),
             message: e.to_string(),
         })?;
-        let findings = asset
-            .get("finding")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let (asset, findings) = fields.split();
         let path = self.path.clone();
         if findings.is_empty() {
             self.fill_row(&asset, None);
@@ -209,7 +267,7 @@ impl Sink for CsvSink {
                 .map_err(csv_err(self.name, &path))?;
             self.rows += 1;
         }
-        for f in findings {
+        for f in &findings {
             self.fill_row(&asset, Some(f));
             self.out
                 .write_record(&self.row)
@@ -305,6 +363,18 @@ mod tests {
         assert_eq!(&rows[0][col("ipAddresses")], "10.0.0.1|fe80::1");
         assert_eq!(&rows[0][col("cweIds")], "CWE-79|CWE-89");
         assert_eq!(&rows[1][col("findingVendorId")], "f-2");
+    }
+
+    #[test]
+    fn every_asset_column_reads_a_kept_field() {
+        for (header, source) in COLUMNS {
+            let top = match source {
+                Source::Asset(p) => p.split('/').nth(1).unwrap(),
+                Source::Interfaces(_) => "networkInterfaces",
+                _ => continue,
+            };
+            assert!(ASSET_FIELDS.contains(&top), "{header} reads {top}");
+        }
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Counters {
     pub retries: BTreeMap<&'static str, u64>,
     pub token_refreshes: u64,
     pub rate_limit_waits: u64,
+    /// Request body bytes sent, retries included.
+    pub bytes_sent: u64,
 }
 
 pub struct Gateway {
@@ -110,6 +112,11 @@ impl Gateway {
     /// sink cannot go on (credentials refused, retries spent, bad request).
     pub fn send(&mut self, assets: &[AssetEntry]) -> Result<Sent, String> {
         self.rt.block_on(self.state.send(assets))
+    }
+
+    /// Log in once (`orca-etm check`): are the credentials good?
+    pub fn check_credentials(&mut self) -> Result<(), String> {
+        self.rt.block_on(self.state.authenticate("first"))
     }
 
     pub fn counters(&self) -> &Counters {
@@ -325,6 +332,7 @@ impl State {
                 .send()
                 .await;
             metrics::counter!(m::BYTES_SENT, "sink" => self.sink).increment(bytes);
+            self.counters.bytes_sent += bytes;
             let failure = match sent {
                 Err(e) => {
                     self.count_request("sync", None);

@@ -268,7 +268,7 @@ impl Sink for QualysWebhookSink {
         Ok(SinkReport {
             sink: name.into(),
             documents,
-            bytes: 0,
+            bytes: c.bytes_sent,
             location: gateway.location(),
             dead_letters,
             dead_letter_file: Some(done.display().to_string()),
