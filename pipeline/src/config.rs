@@ -102,9 +102,9 @@ pub struct RunConfig {
     pub work_dir: PathBuf,
     /// State kept across runs: each profile's ledger of findings.
     pub state_dir: PathBuf,
-    /// Threads parsing pages / applying the transform map.
-    pub parse_workers: usize,
-    pub transform_workers: usize,
+    /// Threads that parse pages and apply the transform map (default: one
+    /// per core). Each parses a page, then transforms its rows in place.
+    pub workers: usize,
     /// Memory the run may use, in MiB. Channel capacities and the assembly
     /// budget are derived from it, so peak memory follows this, not the tenant.
     pub memory_budget_mib: u64,
@@ -115,8 +115,7 @@ impl Default for RunConfig {
         RunConfig {
             work_dir: PathBuf::from("orca-etm-work"),
             state_dir: PathBuf::from("orca-etm-state"),
-            parse_workers: 2,
-            transform_workers: 1,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             memory_budget_mib: 256,
         }
     }
@@ -128,7 +127,7 @@ impl RunConfig {
         ((self.memory_budget_mib / 64) as usize).clamp(2, 16)
     }
 
-    /// Records in flight between parse, transform and spill, per channel.
+    /// Records in flight between the workers and the spill.
     pub fn record_queue(&self) -> usize {
         ((self.memory_budget_mib * 16) as usize).clamp(1_000, 64_000)
     }
@@ -180,8 +179,8 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
         cfg.orca.validate()?;
         cfg.scoring.validate().map_err(|e| e.to_string())?;
-        if cfg.run.parse_workers == 0 || cfg.run.transform_workers == 0 {
-            return Err("run.parse_workers and run.transform_workers must be at least 1".into());
+        if cfg.run.workers == 0 {
+            return Err("run.workers must be at least 1".into());
         }
         if cfg.dedupe.partitions == 0 || cfg.dedupe.partitions > 4096 {
             return Err("dedupe.partitions must be between 1 and 4096".into());
@@ -291,8 +290,8 @@ mod tests {
     fn unknown_keys_and_bad_values_are_refused() {
         let e = Config::parse("[orca]\ndomain = \"x\"\n[output]\ndri = \"y\"\n").unwrap_err();
         assert!(e.contains("dri"), "{e}");
-        let e = Config::parse("[orca]\ndomain = \"x\"\n[run]\nparse_workers = 0\n").unwrap_err();
-        assert!(e.contains("parse_workers"), "{e}");
+        let e = Config::parse("[orca]\ndomain = \"x\"\n[run]\nworkers = 0\n").unwrap_err();
+        assert!(e.contains("run.workers"), "{e}");
         assert!(Config::parse("apiToken = \"secret\"\n[orca]\ndomain = \"x\"\n").is_err());
         for bad in ["", "../up", ".hidden", "a/b", "sp ace"] {
             let text = format!("profile = {bad:?}\n[orca]\ndomain = \"x\"\n");

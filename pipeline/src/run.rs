@@ -1,13 +1,20 @@
 //! One sync run: plan → pull → publish → commit.
 //!
 //! ```text
-//! pull:    fetch ─pages─▶ parse ×N ─records─▶ transform ×M ─etm records─▶ spill
-//!                            └───────────── dead letters ─────────────▶ dead-letters.ndjson
+//! pull:    fetch ─pages─▶ workers ×N (parse → transform) ─etm records─▶ spill
+//!                            └──────── dead letters ────────▶ dead-letters.ndjson
 //! publish: spill partitions ─▶ assemble (rayon) ─▶ merge ─▶ sink ─▶ rename into place
 //! ```
 //!
 //! Fetch runs on tokio; the CPU stages are plain threads on bounded channels,
 //! so a slow stage backs pressure up to fetch instead of growing memory.
+//!
+//! Parse and transform run chained in one worker per page: the parse leaves
+//! the page on simd-json's tape, borrowing the page buffer, and the
+//! transform reads each row where it lies. Handing parsed rows across a
+//! channel would mean owned trees again (nine times the tape's parse time,
+//! about ten times the page in memory). Each half still counts its own busy
+//! time, so the manifest and metrics show parse and transform apart.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +24,7 @@ use std::time::Instant;
 use stages::channel::{self, ChannelStats, Receiver, Sender};
 use stages::dedupe::{self, SpillWriter};
 use stages::fetch::{self, FetchError, FetchReport};
-use stages::model::{DeadLetter, EtmRecord, OrcaRecord, RecordKind};
+use stages::model::{DeadLetter, EtmRecord, RecordKind};
 use stages::page::{Page, PageVerdict};
 use stages::parse::{Parser, Repair};
 use stages::secret::Secret;
@@ -424,36 +431,28 @@ fn pull(
     let cancel = opts.cancel.clone().unwrap_or_default();
 
     let (pages_tx, pages_rx) = channel::bounded::<Page>("pages", cfg.run.page_queue());
-    let (rec_tx, rec_rx) = channel::bounded::<Vec<OrcaRecord>>("records", cfg.run.record_queue());
     let (etm_tx, etm_rx) =
         channel::bounded::<Vec<EtmRecord>>("etm_records", cfg.run.record_queue());
     let (dl_tx, dl_rx) = channel::bounded::<Vec<DeadLetter>>("dead_letters", 10_000);
     let channel_stats: Vec<Arc<ChannelStats>> = vec![
         pages_tx.stats().clone(),
-        rec_tx.stats().clone(),
         etm_tx.stats().clone(),
         dl_tx.stats().clone(),
     ];
 
     let on_fail: Arc<dyn Fn() + Send + Sync> = {
         let cancel = cancel.clone();
-        let (a, b, c, d) = (
-            pages_rx.clone(),
-            rec_rx.clone(),
-            etm_rx.clone(),
-            dl_rx.clone(),
-        );
+        let (a, c, d) = (pages_rx.clone(), etm_rx.clone(), dl_rx.clone());
         Arc::new(move || {
             cancel.cancel();
             a.close();
-            b.close();
             c.close();
             d.close();
         })
     };
 
-    let parse_stats = StageStats::new("parse", cfg.run.parse_workers);
-    let transform_stats = StageStats::new("transform", cfg.run.transform_workers);
+    let parse_stats = StageStats::new("parse", cfg.run.workers);
+    let transform_stats = StageStats::new("transform", cfg.run.workers);
     let spill_stats = StageStats::new("spill", 1);
     let progress = Progress::start(
         opts.progress,
@@ -477,27 +476,18 @@ fn pull(
             }
         };
 
-    for i in 0..cfg.run.parse_workers {
-        let (rx, tx, dl) = (pages_rx.clone(), rec_tx.clone(), dl_tx.clone());
-        let (stats, tallies, progress) = (parse_stats.clone(), tallies.clone(), progress.clone());
-        spawn(
-            "parse",
-            i,
-            Box::new(move || parse_worker(rx, tx, dl, &stats, &tallies, &progress)),
-        );
-    }
-    for i in 0..cfg.run.transform_workers {
-        let (rx, tx, dl) = (rec_rx.clone(), etm_tx.clone(), dl_tx.clone());
-        let (stats, tallies, t) = (
-            transform_stats.clone(),
-            tallies.clone(),
-            transformer.clone(),
-        );
-        spawn(
-            "transform",
-            i,
-            Box::new(move || transform_worker(rx, tx, dl, &t, &stats, &tallies)),
-        );
+    for i in 0..cfg.run.workers {
+        let w = Worker {
+            pages: pages_rx.clone(),
+            records: etm_tx.clone(),
+            dead_letters: dl_tx.clone(),
+            transformer: transformer.clone(),
+            parse: parse_stats.clone(),
+            transform: transform_stats.clone(),
+            tallies: tallies.clone(),
+            progress: progress.clone(),
+        };
+        spawn("parse+transform", i, Box::new(move || w.run()));
     }
     {
         let (rx, stats, tallies) = (etm_rx.clone(), spill_stats.clone(), tallies.clone());
@@ -517,7 +507,7 @@ fn pull(
     }
     // Only workers hold channel ends from here on, so each stage ends when
     // the one before it has ended.
-    drop((pages_rx, rec_tx, rec_rx, etm_tx, etm_rx, dl_tx, dl_rx));
+    drop((pages_rx, etm_tx, etm_rx, dl_tx, dl_rx));
 
     let fetch = run_fetch(cfg, token, opts, pages_tx, cancel);
     for h in handles {
@@ -608,75 +598,72 @@ async fn wait_for_signal() {
     }
 }
 
-fn parse_worker(
-    rx: Receiver<Page>,
-    tx: Sender<Vec<OrcaRecord>>,
-    dl: Sender<Vec<DeadLetter>>,
-    stats: &StageStats,
-    tallies: &Tallies,
-    progress: &Progress,
-) -> Result<(), String> {
-    let mut parser = Parser::new();
-    let mut repairs: BTreeMap<Repair, u64> = BTreeMap::new();
-    while let Some(page) = rx.recv_blocking() {
-        let t = Instant::now();
-        let parsed = parser.parse(&page.query, page.offset, &page.body);
-        let n_out = parsed.records.len() as u64;
-        for (k, v) in &parsed.repairs {
-            *repairs.entry(*k).or_default() += v;
-        }
-        if let PageVerdict::Read(s) = &parsed.verdict {
-            progress.page(&page.query.label, page.query.label == page.query.model, s);
-        }
-        stats.record(1, page.body.len() as u64, n_out, t);
-        failpoint::hit("parse.page");
-        if !parsed.records.is_empty() && tx.send_blocking(parsed.records).is_err() {
-            break;
-        }
-        if !parsed.dead_letters.is_empty() && dl.send_blocking(parsed.dead_letters).is_err() {
-            break;
-        }
-        // Fetch may have given up on this page (cancelled): nothing to tell.
-        let _ = page.ack.send(parsed.verdict);
-    }
-    let mut total = lock(&tallies.repairs);
-    for (k, v) in repairs {
-        *total.entry(k).or_default() += v;
-    }
-    Ok(())
+/// One CPU worker: parses a page, answers fetch, transforms the page's rows.
+struct Worker {
+    pages: Receiver<Page>,
+    records: Sender<Vec<EtmRecord>>,
+    dead_letters: Sender<Vec<DeadLetter>>,
+    transformer: Arc<Transformer>,
+    parse: Arc<StageStats>,
+    transform: Arc<StageStats>,
+    tallies: Arc<Tallies>,
+    progress: Progress,
 }
 
-fn transform_worker(
-    rx: Receiver<Vec<OrcaRecord>>,
-    tx: Sender<Vec<EtmRecord>>,
-    dl: Sender<Vec<DeadLetter>>,
-    transformer: &Transformer,
-    stats: &StageStats,
-    tallies: &Tallies,
-) -> Result<(), String> {
-    let mut local = TransformStats::default();
-    while let Some(batch) = rx.recv_blocking() {
-        let t = Instant::now();
-        let n_in = batch.len() as u64;
-        let mut out = Vec::with_capacity(batch.len());
-        let mut dead = Vec::new();
-        for rec in &batch {
-            match transformer.transform(rec, &mut local) {
-                Ok(r) => out.push(r),
-                Err(d) => dead.push(*d),
+impl Worker {
+    fn run(self) -> Result<(), String> {
+        let mut parser = Parser::new();
+        let mut repairs: BTreeMap<Repair, u64> = BTreeMap::new();
+        let mut stats = TransformStats::default();
+        while let Some(page) = self.pages.recv_blocking() {
+            let t = Instant::now();
+            let mut parsed = parser.parse(&page.query, page.offset, &page.body);
+            for (k, v) in &parsed.repairs {
+                *repairs.entry(*k).or_default() += v;
+            }
+            let rows = match &parsed.verdict {
+                PageVerdict::Read(s) => {
+                    let q = &page.query;
+                    self.progress.page(&q.label, q.label == q.model, s);
+                    (s.rows - s.dead_letters) as u64
+                }
+                _ => 0,
+            };
+            self.parse.record(1, page.body.len() as u64, rows, t);
+            failpoint::hit("parse.page");
+            // Fetch learns how the page read (and asks for the next one)
+            // while its rows are transformed.
+            let _ = page.ack.send(parsed.verdict.clone());
+
+            let t = Instant::now();
+            let mut dead = std::mem::take(&mut parsed.dead_letters);
+            let mut out = Vec::with_capacity(rows as usize);
+            let (q, offset, kind) = (&page.query, page.offset, page.query.kind);
+            parsed.for_each_row(|row| {
+                match self
+                    .transformer
+                    .transform_item(kind, row, q, offset, &mut stats)
+                {
+                    Ok(r) => out.push(r),
+                    Err(d) => dead.push(*d),
+                }
+            });
+            self.transform.record(rows, 0, out.len() as u64, t);
+            if !out.is_empty() && self.records.send_blocking(out).is_err() {
+                break;
+            }
+            if !dead.is_empty() && self.dead_letters.send_blocking(dead).is_err() {
+                break;
             }
         }
-        drop(batch);
-        stats.record(n_in, 0, out.len() as u64, t);
-        if !out.is_empty() && tx.send_blocking(out).is_err() {
-            break;
+        let mut total = lock(&self.tallies.repairs);
+        for (k, v) in repairs {
+            *total.entry(k).or_default() += v;
         }
-        if !dead.is_empty() && dl.send_blocking(dead).is_err() {
-            break;
-        }
+        drop(total);
+        lock(&self.tallies.transform).merge(&stats);
+        Ok(())
     }
-    lock(&tallies.transform).merge(&local);
-    Ok(())
 }
 
 fn spill_worker(

@@ -210,20 +210,27 @@ fn the_same_page_for_two_offsets_is_detected_and_deduped() {
 
 #[test]
 fn items_behind_the_deep_paging_cap_are_all_read() {
-    let s = spec(50, 25_000);
-    let fake = Fake::synthetic(s.clone(), 0.0, "");
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(&config(&fake.url(), dir.path(), "page_cap = 10000"));
-    assert_eq!(
-        out.manifest.status,
-        RunStatus::Complete,
-        "{:?}",
-        out.manifest.error
-    );
-    expect_all_read(dir.path(), &s);
-    let fetch = out.manifest.fetch.unwrap();
-    assert!(fetch.partitions_split >= 1);
-    assert!(fake.orca().requests().iter().all(|r| r.offset < 10_000));
+    // Both ways past the cap: stretches in FirstSeen order (the default),
+    // and filtered partitions that each fit.
+    for (over_cap, reason) in [("keyset", "over_cap_keyset"), ("split", "over_cap")] {
+        let s = spec(50, 25_000);
+        let fake = Fake::synthetic(s.clone(), 0.0, "");
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!("page_cap = 10000\nover_cap = \"{over_cap}\"");
+        let out = run(&config(&fake.url(), dir.path(), &extra));
+        assert_eq!(
+            out.manifest.status,
+            RunStatus::Complete,
+            "{over_cap}: {:?}",
+            out.manifest.error
+        );
+        expect_all_read(dir.path(), &s);
+        let fetch = out.manifest.fetch.unwrap();
+        let v = fetch.query("VulnerabilityV2").unwrap();
+        assert_eq!(v.split_reason.as_deref(), Some(reason), "{over_cap}");
+        assert!(v.complete && v.total_items == Some(25_000), "{over_cap}: {v:?}");
+        assert!(fake.orca().requests().iter().all(|r| r.offset < 10_000));
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod channel;
 pub mod dedupe;
 pub mod failpoint;
 pub mod fetch;
+pub mod json;
 pub mod ledger;
 pub mod model;
 pub mod page;

@@ -23,6 +23,9 @@ pub struct QueryInfo {
     pub model: String,
     /// Whether its rows are host assets or findings.
     pub kind: RecordKind,
+    /// The parse stage reports the latest `FirstSeen` of each page (a walk
+    /// in `FirstSeen` order needs it to know where its next stretch starts).
+    pub track_first_seen: bool,
 }
 
 /// A raw page body on its way to the parse stage.
@@ -61,6 +64,9 @@ pub struct PageSummary {
     pub ids: Vec<String>,
     /// Rows that became dead letters.
     pub dead_letters: usize,
+    /// The latest `FirstSeen` of the page's rows, in ms since the epoch,
+    /// when the query asked for it and a row had a readable one.
+    pub max_first_seen_ms: Option<i64>,
 }
 
 impl crate::channel::Weighted for Page {

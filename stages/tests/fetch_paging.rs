@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use fetch_support::*;
-use stages::fetch::{run_at, FetchConfig, FetchReport};
+use stages::fetch::{run_at, FetchConfig, FetchReport, OverCap};
 use stages::secret::Secret;
 use tokio_util::sync::CancellationToken;
 
@@ -27,12 +27,20 @@ fn one_model(fake: &Fake, model: &str) -> FetchConfig {
     }
 }
 
+/// The split strategy alone (also the keyset walk's fallback).
+fn split_only(cfg: FetchConfig) -> FetchConfig {
+    FetchConfig {
+        over_cap: OverCap::Split,
+        ..cfg
+    }
+}
+
 #[tokio::test]
 async fn assets_25000_behind_a_10000_cap_are_split_and_all_read() {
     let t = Arc::new(Tenant::new(items("AwsEc2Instance", 25_000), 10_000));
     let t2 = t.clone();
     let fake = serve(Arc::new(move |r: &Req| t2.answer(r))).await;
-    let (rep, parsed) = go(one_model(&fake, "AwsEc2Instance")).await;
+    let (rep, parsed) = go(split_only(one_model(&fake, "AwsEc2Instance"))).await;
     assert!(rep.complete, "{rep:#?}");
     assert_eq!(parsed.count_by_prefix()["AwsEc2Instance"], 25_000);
     let parent = rep.query("AwsEc2Instance").unwrap();
@@ -90,7 +98,7 @@ async fn findings_split_by_severity_first_then_time() {
         models: vec!["AwsEc2Instance".into()],
         ..config(&fake)
     };
-    let (rep, parsed) = go(cfg).await;
+    let (rep, parsed) = go(split_only(cfg)).await;
     assert!(rep.complete, "{rep:#?}");
     assert_eq!(parsed.count_by_prefix()["VulnerabilityV2"], 25_000);
     let v = rep.query("VulnerabilityV2").unwrap();
@@ -250,7 +258,7 @@ async fn pages_rows_that_led_to_a_split_are_still_sent() {
         t2.answer(r)
     }))
     .await;
-    let (rep, parsed) = go(one_model(&fake, "GcpVmInstance")).await;
+    let (rep, parsed) = go(split_only(one_model(&fake, "GcpVmInstance"))).await;
     assert!(rep.complete);
     let p = rep.query("GcpVmInstance").unwrap();
     assert_eq!((p.pages, p.rows_read), (1, 1000));
@@ -272,10 +280,10 @@ async fn windows_older_than_the_data_are_not_probed_once_totals_are_covered() {
     let t = Arc::new(Tenant::new(all, 10_000));
     let t2 = t.clone();
     let fake = serve(Arc::new(move |r: &Req| t2.answer(r))).await;
-    let cfg = FetchConfig {
+    let cfg = split_only(FetchConfig {
         concurrency: 1,
         ..one_model(&fake, "AwsEc2Instance")
-    };
+    });
     let (rep, parsed) = go(cfg).await;
     assert!(rep.complete, "{rep:#?}");
     assert_eq!(parsed.count_by_prefix()["AwsEc2Instance"], 25_000);
@@ -289,4 +297,72 @@ async fn windows_older_than_the_data_are_not_probed_once_totals_are_covered() {
         })
         .count();
     assert_eq!(probed_old, 0, "empty old windows were probed");
+}
+
+#[tokio::test]
+async fn over_the_cap_is_read_on_in_first_seen_stretches() {
+    let t = Arc::new(Tenant::new(items("AwsEc2Instance", 25_000), 10_000));
+    let t2 = t.clone();
+    let fake = serve(Arc::new(move |r: &Req| t2.answer(r))).await;
+    let (rep, parsed) = go(one_model(&fake, "AwsEc2Instance")).await;
+    assert!(rep.complete, "{rep:#?}");
+    assert_eq!(parsed.count_by_prefix()["AwsEc2Instance"], 25_000);
+    let parent = rep.query("AwsEc2Instance").unwrap();
+    assert!(parent.split && parent.complete);
+    assert_eq!(parent.split_reason.as_deref(), Some("over_cap_keyset"));
+    assert_eq!(
+        (parent.total_items, parent.unique_ids),
+        (Some(25_000), 25_000)
+    );
+    assert_eq!(rep.partitions_split, 0, "nothing was split: {rep:#?}");
+    // Three stretches: from the start, then from just before the latest
+    // FirstSeen of the one before.
+    let stretches: Vec<_> = rep
+        .queries
+        .iter()
+        .filter(|q| q.label.contains("first_seen"))
+        .collect();
+    assert_eq!(stretches.len(), 3, "{rep:#?}");
+    assert!(rep.query("AwsEc2Instance[by_first_seen]").is_some());
+    // Requests: the minimum (25 pages), the first page in id order, and one
+    // more page for the boundary items the stretches read twice.
+    let requests: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.model() == "AwsEc2Instance")
+        .collect();
+    assert_eq!(requests.len(), 27, "{rep:#?}");
+    assert!(requests.iter().all(|r| r.offset() < 10_000));
+    let keyed: Vec<_> = requests
+        .iter()
+        .filter(|r| r.body["order_by[]"][0] == "FirstSeen")
+        .collect();
+    assert_eq!(keyed.len(), 26);
+    // Each later stretch starts 1 ms before the latest FirstSeen read.
+    let step = (T1 - T0) / 25_000;
+    let starts: Vec<i64> = keyed
+        .iter()
+        .filter_map(|r| r.body["query"]["with"]["values"][0].as_i64())
+        .collect();
+    assert!(starts.contains(&(T0 + step * 9_999 - 1)), "{starts:?}");
+}
+
+#[tokio::test]
+async fn stretches_that_cannot_move_on_fall_back_to_splitting() {
+    // More items than the cap share one FirstSeen: a stretch cannot start
+    // past them, so the findings are split by severity instead.
+    let mut all = items("VulnerabilityV2", 12_000);
+    for it in all.iter_mut() {
+        it.first_seen = Some(T0);
+    }
+    let t = Arc::new(Tenant::new(all, 10_000));
+    let t2 = t.clone();
+    let fake = serve(Arc::new(move |r: &Req| t2.answer(r))).await;
+    let (rep, parsed) = go(one_model(&fake, "AwsEc2Instance")).await;
+    assert!(rep.complete, "{rep:#?}");
+    assert_eq!(parsed.count_by_prefix()["VulnerabilityV2"], 12_000);
+    let v = rep.query("VulnerabilityV2").unwrap();
+    assert_eq!(v.split_reason.as_deref(), Some("over_cap"));
+    assert_eq!(v.children_total, Some(12_000));
+    assert!(rep.query("VulnerabilityV2[severity=HIGH]").is_some());
 }

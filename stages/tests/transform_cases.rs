@@ -26,6 +26,7 @@ fn record(kind: RecordKind, item: OwnedValue) -> OrcaRecord {
             label: "test".into(),
             model: "test".into(),
             kind,
+            track_first_seen: false,
         }),
         offset: 0,
     }

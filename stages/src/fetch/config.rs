@@ -58,8 +58,22 @@ pub struct FetchConfig {
     pub max_partition_items: u64,
     /// Partitions walked at once (the shared limiter still bounds requests/s).
     pub concurrency: usize,
+    /// How a query larger than the paging cap is read: `keyset` walks it in
+    /// `FirstSeen` order, each stretch of the cap starting where the last
+    /// one ended (about one extra request per query); `split` cuts it into
+    /// filtered partitions that each fit (a probe request per partition).
+    /// `keyset` falls back to `split` when it cannot make progress.
+    pub over_cap: OverCap,
     /// The asset models; findings are limited to assets of these models.
     pub models: Vec<String>,
+}
+
+/// See [`FetchConfig::over_cap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverCap {
+    Keyset,
+    Split,
 }
 
 impl Default for FetchConfig {
@@ -81,6 +95,7 @@ impl Default for FetchConfig {
             page_cap: 10_000,
             max_partition_items: 10_000,
             concurrency: 2,
+            over_cap: OverCap::Keyset,
             models: VM_MODELS.iter().map(|m| m.to_string()).collect(),
         }
     }

@@ -28,7 +28,12 @@
 //! # Splitting and completeness
 //!
 //! Each partition is walked from offset 0; page 1 gives `total_items`. If it
-//! exceeds `page_cap`, the partition is split (page 1's rows still go
+//! exceeds `page_cap`, it is read on in `FirstSeen` order, one stretch of
+//! the cap at a time, each starting at the latest `FirstSeen` of the last
+//! (`keyset`; `over_cap = "keyset"`, the default): about one request more
+//! than the minimum. Where that cannot move on (more items than the cap
+//! share one `FirstSeen`, rows shifted while paging), or with
+//! `over_cap = "split"`, the partition is split (page 1's rows still go
 //! downstream; dedupe removes the repeats): findings by severity (five
 //! buckets plus a `not_in` complement, so none falls between), then by
 //! `FirstSeen` windows, at least four and enough for ~80% of the cap each,
@@ -53,6 +58,7 @@ mod check;
 pub mod client;
 pub mod config;
 pub mod error;
+mod keyset;
 pub mod limiter;
 mod pager;
 pub mod planner;
@@ -63,7 +69,7 @@ mod state;
 
 pub use base_url::base_url;
 pub use check::check;
-pub use config::{FetchConfig, FINDING_MODEL, VM_MODELS};
+pub use config::{FetchConfig, OverCap, FINDING_MODEL, VM_MODELS};
 pub use error::FetchError;
 pub use report::{FetchReport, QueryReport};
 pub use run::{run, run_at};

@@ -151,6 +151,16 @@ pub struct Walk {
     /// The walk saw an empty page: the server has nothing past `offset`.
     pub saw_end: bool,
     pub end: WalkEnd,
+    /// Ids a keyset stretch read again from the previous stretch (its
+    /// lower bound overlaps the previous stretch's end); in `duplicates` too.
+    pub repeats: u64,
+    /// A keyset stretch stopped at the cap with more to read.
+    pub hit_cap: bool,
+    /// The latest `FirstSeen` read (keyset stretches only).
+    pub max_first_seen_ms: Option<i64>,
+    /// The ids read (bounded by the cap), for the next stretch to tell
+    /// repeats from new items.
+    pub seen: HashSet<String>,
 }
 
 impl Walk {
@@ -170,11 +180,22 @@ impl Walk {
 ///
 /// `siblings_total`, when given, receives this partition's `total_items` as
 /// soon as page 1 tells it, so the parent can skip siblings once covered.
-pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&AtomicU64>) -> Walk {
+///
+/// A keyset stretch (`part.keyset`) is expected to be larger than the cap:
+/// it reads up to the cap instead of ending `OverCap`, counts ids of the
+/// previous stretch (`prev`) as repeats, and notes the latest `FirstSeen`.
+pub async fn walk(
+    st: &RunState,
+    part: &Partition,
+    siblings_total: Option<&AtomicU64>,
+    prev: Option<&HashSet<String>>,
+) -> Walk {
+    let stretch = part.keyset.is_some();
     let info = Arc::new(QueryInfo {
         label: part.label(),
         model: part.model.clone(),
         kind: part.kind,
+        track_first_seen: stretch,
     });
     let cap = st.cfg.effective_page_cap();
     let mut w = Walk {
@@ -185,6 +206,10 @@ pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&Atomi
         pages: 0,
         saw_end: false,
         end: WalkEnd::Walked,
+        repeats: 0,
+        hit_cap: false,
+        max_first_seen_ms: None,
+        seen: HashSet::new(),
     };
     // Bounded by the cap: a partition never walks past it.
     let mut seen: HashSet<String> = HashSet::new();
@@ -222,11 +247,19 @@ pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&Atomi
         w.rows += s.rows as u64;
         let ided = s.ids.len().min(s.rows);
         for id in s.ids {
-            if seen.insert(id) {
+            if prev.is_some_and(|p| p.contains(&id)) {
+                if seen.insert(id) {
+                    w.repeats += 1;
+                }
+                w.duplicates += 1;
+            } else if seen.insert(id) {
                 w.unique += 1;
             } else {
                 w.duplicates += 1;
             }
+        }
+        if s.max_first_seen_ms > w.max_first_seen_ms {
+            w.max_first_seen_ms = s.max_first_seen_ms;
         }
         // Rows whose id could not be read cannot be deduplicated; count them
         // as distinct so they do not look like missing rows.
@@ -237,7 +270,7 @@ pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&Atomi
                 acc.fetch_add(t, Ordering::AcqRel);
             }
             if let Some(t) = w.total {
-                if t > cap {
+                if t > cap && !stretch {
                     w.end = WalkEnd::OverCap(t);
                     return w;
                 }
@@ -249,12 +282,16 @@ pub async fn walk(st: &RunState, part: &Partition, siblings_total: Option<&Atomi
         }
         // By rows received, not by the limit: a short page mid-walk is not the end.
         offset += s.rows as u64;
-        if w.total.is_some_and(|t| w.unique >= t) {
+        // A stretch's total counts the repeats of the previous one too.
+        let read = w.unique + w.repeats;
+        if w.total.is_some_and(|t| read >= t) {
             break;
         }
     }
+    w.hit_cap = stretch && offset >= cap && !w.saw_end;
     if let Some(msg) = lost {
         w.end = WalkEnd::Failed(msg);
     }
+    w.seen = seen;
     w
 }

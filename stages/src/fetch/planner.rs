@@ -69,7 +69,19 @@ pub struct Partition {
     pub asset_models: Vec<String>,
     pub severity: Option<SeverityBucket>,
     pub window: Option<Window>,
+    /// A stretch of a walk past the cap in `FirstSeen` order.
+    pub keyset: Option<Stretch>,
 }
+
+/// One stretch of a keyset walk: ordered by `FirstSeen`, from `from_ms`
+/// (inclusive; `None` for the first stretch, which has no lower bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stretch {
+    pub from_ms: Option<i64>,
+}
+
+/// The upper bound of a stretch's `FirstSeen` range: 2100-01-01.
+const KEYSET_END_MS: i64 = 4_102_444_800_000;
 
 /// The queries of a run: one per asset model, then the findings of those assets.
 pub fn plan(models: &[String]) -> Vec<Partition> {
@@ -81,6 +93,7 @@ pub fn plan(models: &[String]) -> Vec<Partition> {
             asset_models: Vec::new(),
             severity: None,
             window: None,
+            keyset: None,
         })
         .collect();
     out.push(Partition {
@@ -89,6 +102,7 @@ pub fn plan(models: &[String]) -> Vec<Partition> {
         asset_models: models.to_vec(),
         severity: None,
         window: None,
+        keyset: None,
     });
     out
 }
@@ -106,6 +120,11 @@ impl Partition {
         if let Some(w) = self.window {
             parts.push(format!("first_seen={}..{}", w.start_ms, w.end_ms));
         }
+        match self.keyset {
+            Some(Stretch { from_ms: Some(t) }) => parts.push(format!("first_seen>={t}")),
+            Some(Stretch { from_ms: None }) => parts.push("by_first_seen".to_string()),
+            None => {}
+        }
         if parts.is_empty() {
             self.model.clone()
         } else {
@@ -114,9 +133,18 @@ impl Partition {
     }
 
     fn order_key(&self) -> &'static str {
-        match self.kind {
-            RecordKind::Asset => "AssetUniqueId",
-            RecordKind::Finding => "id",
+        match (self.keyset, self.kind) {
+            (Some(_), _) => "FirstSeen",
+            (None, RecordKind::Asset) => "AssetUniqueId",
+            (None, RecordKind::Finding) => "id",
+        }
+    }
+
+    /// The stretch of a keyset walk of this partition starting at `from_ms`.
+    pub fn stretch(&self, from_ms: Option<i64>) -> Partition {
+        Partition {
+            keyset: Some(Stretch { from_ms }),
+            ..self.clone()
         }
     }
 
@@ -143,6 +171,12 @@ impl Partition {
         if let Some(w) = self.window {
             leaves.push(json!({
                 "key": "FirstSeen", "values": [w.start_ms, w.end_ms],
+                "type": "datetime", "operator": "date_range",
+            }));
+        }
+        if let Some(Stretch { from_ms: Some(t) }) = self.keyset {
+            leaves.push(json!({
+                "key": "FirstSeen", "values": [t, KEYSET_END_MS],
                 "type": "datetime", "operator": "date_range",
             }));
         }

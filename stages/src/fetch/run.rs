@@ -10,8 +10,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::OrcaClient;
-use super::config::FetchConfig;
+use super::config::{FetchConfig, OverCap};
 use super::error::FetchError;
+use super::keyset::{walk_past_cap, Keyset, Totals};
 use super::pager::{walk, Walk, WalkEnd};
 use super::planner::{plan, Partition};
 use super::report::{FetchReport, QueryReport};
@@ -134,7 +135,7 @@ fn process(
                         complete: true,
                     };
                 }
-                walk(&st, &part, coverage.as_deref().map(|c| &c.seen)).await
+                walk(&st, &part, coverage.as_deref().map(|c| &c.seen), None).await
             }
             Err(_) => return stopped(),
         };
@@ -145,6 +146,40 @@ fn process(
                 tracing::warn!(query = %rep.label, "partition incomplete: {msg}");
                 rep.error = Some(msg.clone());
                 return finish(&st, rep);
+            }
+            WalkEnd::OverCap(t) if st.cfg.over_cap == OverCap::Keyset && part.keyset.is_none() => {
+                let t = *t;
+                tracing::info!(query = %rep.label, total = t, "over the paging cap: reading on in FirstSeen order");
+                let ks = {
+                    // The stretches are this partition's walk: they hold its slot.
+                    let Ok(_permit) = st.walkers.acquire().await else {
+                        return stopped();
+                    };
+                    walk_past_cap(&st, &part, t).await
+                };
+                match ks {
+                    Keyset::Stopped => return stopped(),
+                    Keyset::Read(k) => {
+                        add_stretches(&mut rep, &k);
+                        rep.complete = true;
+                        return finish(&st, rep);
+                    }
+                    Keyset::Failed(msg, k) => {
+                        add_stretches(&mut rep, &k);
+                        tracing::warn!(query = %rep.label, "partition incomplete: {msg}");
+                        rep.error = Some(msg);
+                        return finish(&st, rep);
+                    }
+                    Keyset::GaveUp(why, k) => {
+                        add_stretches(&mut rep, &k);
+                        tracing::warn!(query = %rep.label, "reading in FirstSeen order gave up ({why}); splitting instead");
+                        (
+                            t,
+                            part.split_over_cap(t, st.cfg.effective_page_cap(), st.now_ms),
+                            "over_cap",
+                        )
+                    }
+                }
             }
             WalkEnd::OverCap(t) => (
                 *t,
@@ -232,6 +267,25 @@ fn process(
     })
 }
 
+/// A keyset walk's reading, added to its partition's report (whose first
+/// page, in the partition's own order, is already counted).
+fn add_stretches(rep: &mut QueryReport, k: &Totals) {
+    rep.rows_read += k.rows;
+    rep.pages += k.pages;
+    rep.duplicates += k.duplicates;
+    // Page 1's ids are read again by the first stretch: count items once.
+    rep.unique_ids = k.new_items;
+    rep.split = true;
+    rep.split_reason = Some("over_cap_keyset".to_string());
+}
+
+pub(super) fn kind_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Asset => "asset",
+        RecordKind::Finding => "finding",
+    }
+}
+
 fn stopped() -> Node {
     Node {
         total: None,
@@ -252,11 +306,7 @@ fn base_report(part: &Partition, w: &Walk) -> QueryReport {
     QueryReport {
         label: part.label(),
         model: part.model.clone(),
-        kind: match part.kind {
-            RecordKind::Asset => "asset",
-            RecordKind::Finding => "finding",
-        }
-        .to_string(),
+        kind: kind_name(part.kind).to_string(),
         total_items: match w.end {
             WalkEnd::OverCap(t) => Some(t),
             _ => w.total,

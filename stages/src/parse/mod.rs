@@ -12,30 +12,22 @@ pub mod split;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use simd_json::prelude::*;
-use simd_json::OwnedValue;
+use simd_json::{Buffers, OwnedValue, Tape, INPUT_PADDING};
 
+use crate::json::{Json, TapeValue};
 use crate::model::{raw_excerpt, DeadLetter, OrcaRecord};
 use crate::page::{PageSummary, PageVerdict, QueryInfo};
 pub use repair::Repair;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// One parsed page.
-#[derive(Debug)]
-pub struct ParsedPage {
-    pub verdict: PageVerdict,
-    pub records: Vec<OrcaRecord>,
-    pub dead_letters: Vec<DeadLetter>,
-    /// Values mended, by kind.
-    pub repairs: BTreeMap<Repair, u64>,
-}
-
-/// A parse worker's reusable state (simd-json scratch buffers).
+/// A parse worker's reusable state: simd-json's scratch buffers, the page
+/// copy it parses in place, and the tape's allocation.
 #[derive(Default)]
 pub struct Parser {
-    buffers: simd_json::Buffers,
+    buffers: Buffers,
     scratch: Vec<u8>,
+    tape: Option<Tape<'static>>,
 }
 
 impl std::fmt::Debug for Parser {
@@ -44,130 +36,150 @@ impl std::fmt::Debug for Parser {
     }
 }
 
+/// One page parsed: its verdict at once, its rows to visit
+/// ([`ParsedPage::for_each_row`]). The rows borrow the parser's buffers,
+/// so a page is read before the next one is parsed.
+pub struct ParsedPage<'p> {
+    pub verdict: PageVerdict,
+    /// Rows that could not be read.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Values mended, by kind.
+    pub repairs: BTreeMap<Repair, u64>,
+    rows: Rows<'p>,
+}
+
+enum Rows<'p> {
+    None,
+    /// The page parsed whole: the rows are the object elements of its
+    /// `data` (or of the page itself, when it is a bare array).
+    Tape {
+        tape: Tape<'p>,
+        /// Where the tape's allocation goes back for the next page.
+        home: &'p mut Option<Tape<'static>>,
+    },
+    /// The page cut into rows: the (mended) text of each readable object
+    /// row, each parsed again on its own when visited.
+    Cut {
+        rows: Vec<Vec<u8>>,
+        buffers: &'p mut Buffers,
+    },
+}
+
+/// A page as owned records (tests and tools; the pipeline visits rows in place).
+#[derive(Debug)]
+pub struct OwnedPage {
+    pub verdict: PageVerdict,
+    pub records: Vec<OrcaRecord>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub repairs: BTreeMap<Repair, u64>,
+}
+
 impl Parser {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Parse one answer body of `query` requested at `offset`.
-    pub fn parse(&mut self, query: &Arc<QueryInfo>, offset: u64, body: &[u8]) -> ParsedPage {
+    ///
+    /// The fast path is simd-json's tape over a copy of the body, nothing
+    /// more: the rows are read where they lie. Only when the body does not
+    /// parse whole is it cut into rows ([`split`]), each read alone, mended
+    /// if it carries a known fault ([`repair`]), or made a dead letter.
+    pub fn parse<'p>(
+        &'p mut self,
+        query: &Arc<QueryInfo>,
+        offset: u64,
+        body: &[u8],
+    ) -> ParsedPage<'p> {
         let body = body.strip_prefix(BOM).unwrap_or(body);
-        self.scratch.clear();
-        self.scratch.extend_from_slice(body);
-        match simd_json::owned::to_value_with_buffers(&mut self.scratch, &mut self.buffers) {
-            Ok(value) => whole(query, offset, value),
-            Err(_) => self.by_rows(query, offset, body),
+        let Parser {
+            buffers,
+            scratch,
+            tape: home,
+        } = self;
+        scratch.clear();
+        scratch.extend_from_slice(body);
+        scratch.resize(body.len() + INPUT_PADDING, b' ');
+        let mut tape = home.take().unwrap_or_else(Tape::null).reset();
+        match simd_json::fill_tape_padded(scratch, body.len(), buffers, &mut tape) {
+            Ok(()) => whole(query, offset, tape, home),
+            Err(_) => {
+                *home = Some(tape.reset());
+                by_rows(query, offset, body, buffers)
+            }
         }
     }
 
-    /// The slow path: cut the body into rows and read each alone.
-    fn by_rows(&mut self, query: &Arc<QueryInfo>, offset: u64, body: &[u8]) -> ParsedPage {
-        let Some(layout) = split::layout(body) else {
-            return malformed("the body is not a complete JSON answer (truncated or not JSON)");
-        };
-        let mut repairs = BTreeMap::new();
-        // The envelope without its rows: status and total_items.
-        let mut envelope = Vec::with_capacity(body.len() - layout.data.len() + 2);
-        envelope.extend_from_slice(&body[..layout.data.start]);
-        envelope.extend_from_slice(b"[]");
-        envelope.extend_from_slice(&body[layout.data.end..]);
-        let envelope = match self.read_mended(&envelope, &mut repairs) {
-            Ok(v) => v,
-            Err(e) => return malformed(&format!("the answer envelope is not JSON: {e}")),
-        };
-        let (status, total_items) = match envelope_fields(&envelope) {
-            Ok(f) => f,
-            Err(v) => return ParsedPage::only(v),
-        };
-        if let Some(v) = status {
-            return ParsedPage::only(v);
-        }
-
-        let mut page = ParsedPage::only(PageVerdict::Read(PageSummary {
-            total_items,
-            rows: layout.rows.len(),
-            ..PageSummary::default()
-        }));
-        page.records.reserve(layout.rows.len());
-        for range in layout.rows {
-            let raw = &body[range];
-            match self.read_mended(raw, &mut repairs) {
-                Ok(item) => page.push_row(query, offset, item, raw),
-                Err(e) => page.push_dead(query, offset, "invalid_json", e, raw, salvage_id(raw)),
+    /// Parse one page into owned records.
+    pub fn parse_owned(&mut self, query: &Arc<QueryInfo>, offset: u64, body: &[u8]) -> OwnedPage {
+        let mut page = self.parse(query, offset, body);
+        let mut records = Vec::new();
+        let verdict = page.verdict.clone();
+        let dead_letters = std::mem::take(&mut page.dead_letters);
+        let repairs = std::mem::take(&mut page.repairs);
+        page.for_each_row(|row| {
+            let mut text = row.to_json_vec();
+            if let Ok(item) = simd_json::to_owned_value(&mut text) {
+                records.push(OrcaRecord {
+                    kind: query.kind,
+                    item,
+                    query: query.clone(),
+                    offset,
+                });
             }
-        }
-        page.repairs = repairs;
-        page
-    }
-
-    /// Parse `raw`; if it fails, mend it and parse again.
-    fn read_mended(
-        &mut self,
-        raw: &[u8],
-        repairs: &mut BTreeMap<Repair, u64>,
-    ) -> Result<OwnedValue, String> {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(raw);
-        let first =
-            match simd_json::owned::to_value_with_buffers(&mut self.scratch, &mut self.buffers) {
-                Ok(v) => return Ok(v),
-                Err(e) => e.to_string(),
-            };
-        let mut mended = Vec::new();
-        let mut fixed = repair::repair(raw, &mut mended);
-        match simd_json::owned::to_value_with_buffers(&mut fixed, &mut self.buffers) {
-            Ok(v) if !mended.is_empty() => {
-                for r in mended {
-                    *repairs.entry(r).or_default() += 1;
-                }
-                Ok(v)
-            }
-            _ => Err(first),
+        });
+        OwnedPage {
+            verdict,
+            records,
+            dead_letters,
+            repairs,
         }
     }
 }
 
-impl ParsedPage {
+impl<'p> ParsedPage<'p> {
     fn only(verdict: PageVerdict) -> Self {
         ParsedPage {
             verdict,
-            records: Vec::new(),
             dead_letters: Vec::new(),
             repairs: BTreeMap::new(),
+            rows: Rows::None,
+        }
+    }
+
+    /// Visit every readable row, in page order.
+    pub fn for_each_row(self, mut f: impl FnMut(TapeValue<'_>)) {
+        match self.rows {
+            Rows::None => {}
+            Rows::Tape { tape, home } => {
+                for row in data_rows(tape.as_value()).into_iter().flatten() {
+                    if row.is_object() {
+                        f(row);
+                    }
+                }
+                *home = Some(tape.reset());
+            }
+            Rows::Cut { rows, buffers } => {
+                let mut tape = Tape::null();
+                for mut row in rows {
+                    let len = row.len();
+                    row.resize(len + INPUT_PADDING, b' ');
+                    let mut t = tape.reset();
+                    // Each of these rows parsed once already.
+                    if simd_json::fill_tape_padded(&mut row, len, buffers, &mut t).is_ok() {
+                        f(t.as_value());
+                    }
+                    tape = t.reset();
+                }
+            }
         }
     }
 
     fn summary(&mut self) -> &mut PageSummary {
         match &mut self.verdict {
             PageVerdict::Read(s) => s,
-            _ => unreachable!("rows are only pushed onto a page that was read"),
+            _ => unreachable!("rows are only counted on a page that was read"),
         }
-    }
-
-    fn push_row(&mut self, query: &Arc<QueryInfo>, offset: u64, item: OwnedValue, raw: &[u8]) {
-        if !item.is_object() {
-            let id = None;
-            return self.push_dead(
-                query,
-                offset,
-                "not_an_object",
-                format!(
-                    "a row of `data` is a {:?}, not an object",
-                    item.value_type()
-                ),
-                raw,
-                id,
-            );
-        }
-        if let Some(id) = item_id(&item) {
-            self.summary().ids.push(id);
-        }
-        self.records.push(OrcaRecord {
-            kind: query.kind,
-            item,
-            query: query.clone(),
-            offset,
-        });
     }
 
     fn push_dead(
@@ -195,68 +207,170 @@ impl ParsedPage {
             raw: raw_excerpt(raw),
         });
     }
+
+    /// Count one row: an object is read (its id noted), anything else is a
+    /// dead letter.
+    fn count_row<'a>(&mut self, query: &Arc<QueryInfo>, offset: u64, row: impl Json<'a>) -> bool {
+        if row.is_object() {
+            let first_seen = query.track_first_seen.then(|| first_seen_ms(row)).flatten();
+            let summary = self.summary();
+            if let Some(id) = item_id(row) {
+                summary.ids.push(id);
+            }
+            if first_seen > summary.max_first_seen_ms {
+                summary.max_first_seen_ms = first_seen;
+            }
+            return true;
+        }
+        let raw = row.to_json_vec();
+        self.push_dead(
+            query,
+            offset,
+            "not_an_object",
+            format!("a row of `data` is a {:?}, not an object", row.value_type()),
+            &raw,
+            None,
+        );
+        false
+    }
+}
+
+/// The rows of an answer: the elements of `data`, or of the answer itself
+/// when it is a bare array.
+fn data_rows<'a, J: Json<'a>>(root: J) -> Option<impl Iterator<Item = J> + 'a> {
+    if root.is_array() {
+        root.elements()
+    } else {
+        root.get("data")?.elements()
+    }
 }
 
 /// The fast path: the body parsed whole.
-fn whole(query: &Arc<QueryInfo>, offset: u64, value: OwnedValue) -> ParsedPage {
-    let rows = match value {
-        OwnedValue::Array(rows) => {
-            let mut page = ParsedPage::only(PageVerdict::Read(PageSummary {
-                rows: rows.len(),
-                ..PageSummary::default()
-            }));
-            page.push_rows(query, offset, *rows);
-            return page;
+fn whole<'p>(
+    query: &Arc<QueryInfo>,
+    offset: u64,
+    tape: Tape<'p>,
+    home: &'p mut Option<Tape<'static>>,
+) -> ParsedPage<'p> {
+    let root = tape.as_value();
+    let mut page = if root.is_array() {
+        ParsedPage::only(PageVerdict::Read(PageSummary::default()))
+    } else if root.is_object() {
+        let (status, total_items) = match envelope_fields(root) {
+            Ok(f) => f,
+            Err(v) => return ParsedPage::only(v),
+        };
+        if let Some(v) = status {
+            return ParsedPage::only(v);
         }
-        OwnedValue::Object(mut obj) => {
-            let data = obj.remove("data");
-            let envelope = OwnedValue::Object(obj);
-            let (status, total_items) = match envelope_fields(&envelope) {
-                Ok(f) => f,
-                Err(v) => return ParsedPage::only(v),
-            };
-            if let Some(v) = status {
-                return ParsedPage::only(v);
-            }
-            let rows = match data {
-                Some(OwnedValue::Array(rows)) => *rows,
-                Some(OwnedValue::Static(simd_json::StaticNode::Null)) => Vec::new(),
-                Some(_) => return malformed("`data` is not an array"),
-                None => return malformed("the answer has no `data`"),
-            };
-            let mut page = ParsedPage::only(PageVerdict::Read(PageSummary {
-                total_items,
-                rows: rows.len(),
-                ..PageSummary::default()
-            }));
-            page.push_rows(query, offset, rows);
-            return page;
+        match root.get("data") {
+            Some(d) if d.is_array() => {}
+            Some(d) if d.is_null() => {}
+            Some(_) => return malformed("`data` is not an array"),
+            None => return malformed("the answer has no `data`"),
         }
-        other => other,
+        ParsedPage::only(PageVerdict::Read(PageSummary {
+            total_items,
+            ..PageSummary::default()
+        }))
+    } else {
+        return malformed(&format!(
+            "the answer is a JSON {:?}, not an object",
+            root.value_type()
+        ));
     };
-    malformed(&format!(
-        "the answer is a JSON {:?}, not an object",
-        rows.value_type()
-    ))
+    let mut rows = 0;
+    for row in data_rows(root).into_iter().flatten() {
+        rows += 1;
+        page.count_row(query, offset, row);
+    }
+    page.summary().rows = rows;
+    page.rows = Rows::Tape { tape, home };
+    page
 }
 
-impl ParsedPage {
-    fn push_rows(&mut self, query: &Arc<QueryInfo>, offset: u64, rows: Vec<OwnedValue>) {
-        self.records.reserve(rows.len());
-        for item in rows {
-            // Only non-objects need their raw text, and they are small.
-            let raw = if item.is_object() {
-                Vec::new()
-            } else {
-                simd_json::to_vec(&item).unwrap_or_default()
-            };
-            self.push_row(query, offset, item, &raw);
+/// The slow path: cut the body into rows and read each alone.
+fn by_rows<'p>(
+    query: &Arc<QueryInfo>,
+    offset: u64,
+    body: &[u8],
+    buffers: &'p mut Buffers,
+) -> ParsedPage<'p> {
+    let Some(layout) = split::layout(body) else {
+        return malformed("the body is not a complete JSON answer (truncated or not JSON)");
+    };
+    let mut repairs = BTreeMap::new();
+    // The envelope without its rows: status and total_items.
+    let mut envelope = Vec::with_capacity(body.len() - layout.data.len() + 2);
+    envelope.extend_from_slice(&body[..layout.data.start]);
+    envelope.extend_from_slice(b"[]");
+    envelope.extend_from_slice(&body[layout.data.end..]);
+    let envelope = match read_mended(&envelope, &mut repairs) {
+        Ok((v, _)) => v,
+        Err(e) => return malformed(&format!("the answer envelope is not JSON: {e}")),
+    };
+    let (status, total_items) = match envelope_fields(&envelope) {
+        Ok(f) => f,
+        Err(v) => return ParsedPage::only(v),
+    };
+    if let Some(v) = status {
+        return ParsedPage::only(v);
+    }
+
+    let mut page = ParsedPage::only(PageVerdict::Read(PageSummary {
+        total_items,
+        rows: layout.rows.len(),
+        ..PageSummary::default()
+    }));
+    let mut readable = Vec::with_capacity(layout.rows.len());
+    for range in layout.rows {
+        let raw = &body[range];
+        match read_mended(raw, &mut repairs) {
+            Ok((item, text)) => {
+                if page.count_row(query, offset, &item) {
+                    readable.push(text);
+                }
+            }
+            Err(e) => page.push_dead(query, offset, "invalid_json", e, raw, salvage_id(raw)),
         }
+    }
+    page.repairs = repairs;
+    page.rows = Rows::Cut {
+        rows: readable,
+        buffers,
+    };
+    page
+}
+
+/// Parse `raw`; if it fails, mend it and parse again. Returns the value
+/// and the text that parsed (mended or not).
+fn read_mended(
+    raw: &[u8],
+    repairs: &mut BTreeMap<Repair, u64>,
+) -> Result<(OwnedValue, Vec<u8>), String> {
+    let mut scratch = raw.to_vec();
+    let first = match simd_json::to_owned_value(&mut scratch) {
+        Ok(v) => return Ok((v, raw.to_vec())),
+        Err(e) => e.to_string(),
+    };
+    let mut mended = Vec::new();
+    let fixed = repair::repair(raw, &mut mended);
+    let mut scratch = fixed.clone();
+    match simd_json::to_owned_value(&mut scratch) {
+        Ok(v) if !mended.is_empty() => {
+            for r in mended {
+                *repairs.entry(r).or_default() += 1;
+            }
+            Ok((v, fixed))
+        }
+        _ => Err(first),
     }
 }
 
 /// `status` (as a verdict when it is not `success`) and `total_items` of an answer.
-fn envelope_fields(v: &OwnedValue) -> Result<(Option<PageVerdict>, Option<u64>), PageVerdict> {
+fn envelope_fields<'a, J: Json<'a>>(
+    v: J,
+) -> Result<(Option<PageVerdict>, Option<u64>), PageVerdict> {
     if !v.is_object() {
         return Err(PageVerdict::Malformed(
             "the answer is not a JSON object".into(),
@@ -272,10 +386,14 @@ fn envelope_fields(v: &OwnedValue) -> Result<(Option<PageVerdict>, Option<u64>),
         }
         Some(s) => {
             let said = v
-                .get_str("error")
-                .or_else(|| v.get_str("message"))
+                .get("error")
+                .and_then(|e| e.as_str())
+                .or_else(|| v.get("message").and_then(|m| m.as_str()))
                 .unwrap_or("no error text");
-            let status = s.as_str().map_or_else(|| s.to_string(), str::to_string);
+            let status = s.as_str().map_or_else(
+                || String::from_utf8_lossy(&s.to_json_vec()).into_owned(),
+                str::to_string,
+            );
             Some(PageVerdict::Failure(format!(
                 "Orca answered status `{status}`: {said}"
             )))
@@ -289,15 +407,29 @@ fn envelope_fields(v: &OwnedValue) -> Result<(Option<PageVerdict>, Option<u64>),
     Ok((status, total))
 }
 
+/// An item's `FirstSeen` in ms since the epoch, in any date form the
+/// transform reads.
+pub fn first_seen_ms<'a, J: Json<'a>>(item: J) -> Option<i64> {
+    let v = item.get("data")?.get("FirstSeen")?;
+    let v = v.get("value").unwrap_or(v);
+    let text = match v.as_str() {
+        Some(s) => crate::transform::parse_date(s)?,
+        None => crate::transform::parse_date(&String::from_utf8_lossy(&v.to_json_vec()))?,
+    };
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
 /// The Orca `id` of an item, as text.
-pub fn item_id(item: &OwnedValue) -> Option<String> {
-    match item.get("id")? {
-        OwnedValue::String(s) if !s.is_empty() => Some(s.clone()),
-        OwnedValue::Static(n) if n.as_u64().is_some() || n.as_i64().is_some() => {
-            Some(n.to_string())
-        }
-        _ => None,
+pub fn item_id<'a, J: Json<'a>>(item: J) -> Option<String> {
+    let id = item.get("id")?;
+    if let Some(s) = id.as_str() {
+        return (!s.is_empty()).then(|| s.to_string());
     }
+    id.as_u64()
+        .map(|u| u.to_string())
+        .or_else(|| id.as_i64().map(|i| i.to_string()))
 }
 
 /// Best-effort `id` of a row that could not be parsed: the first `"id": "…"`
@@ -342,7 +474,7 @@ fn salvage_id(raw: &[u8]) -> Option<String> {
     None
 }
 
-fn malformed(why: &str) -> ParsedPage {
+fn malformed<'p>(why: &str) -> ParsedPage<'p> {
     ParsedPage::only(PageVerdict::Malformed(why.to_string()))
 }
 

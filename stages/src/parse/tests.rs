@@ -1,11 +1,18 @@
-use super::*;
+use std::sync::Arc;
+
+use simd_json::prelude::*;
+use simd_json::OwnedValue;
+
+use super::{OwnedPage, Parser, Repair, BOM};
 use crate::model::RecordKind;
+use crate::page::{PageSummary, PageVerdict, QueryInfo};
 
 fn query(kind: RecordKind) -> Arc<QueryInfo> {
     Arc::new(QueryInfo {
         label: "AwsEc2Instance".into(),
         model: "AwsEc2Instance".into(),
         kind,
+        track_first_seen: false,
     })
 }
 
@@ -14,14 +21,14 @@ fn case(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn summary(p: &ParsedPage) -> &PageSummary {
+fn summary(p: &OwnedPage) -> &PageSummary {
     match &p.verdict {
         PageVerdict::Read(s) => s,
         other => panic!("expected a read page, got {other:?}"),
     }
 }
 
-fn names(p: &ParsedPage) -> Vec<String> {
+fn names(p: &OwnedPage) -> Vec<String> {
     p.records
         .iter()
         .map(|r| r.item.get_str("name").unwrap_or_default().to_string())
@@ -31,7 +38,7 @@ fn names(p: &ParsedPage) -> Vec<String> {
 #[test]
 fn lone_surrogate_costs_one_value_not_the_page() {
     let mut parser = Parser::new();
-    let page = parser.parse(
+    let page = parser.parse_owned(
         &query(RecordKind::Asset),
         0,
         &case("01-lone-surrogate.json"),
@@ -61,7 +68,7 @@ fn lone_surrogate_costs_one_value_not_the_page() {
 #[test]
 fn number_out_of_range_becomes_null_and_is_counted() {
     let mut parser = Parser::new();
-    let page = parser.parse(
+    let page = parser.parse_owned(
         &query(RecordKind::Asset),
         0,
         &case("02-number-out-of-range.json"),
@@ -89,7 +96,7 @@ fn byte_order_mark_is_ignored() {
     let mut parser = Parser::new();
     let body = case("06-byte-order-mark.json");
     assert!(body.starts_with(BOM));
-    let page = parser.parse(&query(RecordKind::Asset), 0, &body);
+    let page = parser.parse_owned(&query(RecordKind::Asset), 0, &body);
     assert_eq!(names(&page), vec!["bom"]);
     assert!(page.repairs.is_empty());
 }
@@ -104,7 +111,7 @@ fn every_case_file_is_read_without_losing_a_row() {
             continue;
         }
         let body = std::fs::read(&path).unwrap();
-        let page = Parser::new().parse(&query(RecordKind::Finding), 0, &body);
+        let page = Parser::new().parse_owned(&query(RecordKind::Finding), 0, &body);
         let s = summary(&page);
         assert_eq!(
             s.rows,
@@ -123,7 +130,7 @@ fn an_unreadable_row_is_a_dead_letter_with_its_id() {
         {"id":"a","name":"one"},
         {"id":"b","name": tru, "x": [1,}},
         {"id":"c","name":"three"}]}"#;
-    let page = Parser::new().parse(&query(RecordKind::Finding), 2000, body);
+    let page = Parser::new().parse_owned(&query(RecordKind::Finding), 2000, body);
     assert_eq!(names(&page), vec!["one", "three"]);
     assert_eq!(page.dead_letters.len(), 1);
     let dl = &page.dead_letters[0];
@@ -140,7 +147,7 @@ fn an_unreadable_row_is_a_dead_letter_with_its_id() {
 #[test]
 fn non_object_rows_are_dead_letters() {
     let body = br#"{"status":"success","data":[{"id":"a"}, 7, "x", null]}"#;
-    let page = Parser::new().parse(&query(RecordKind::Asset), 0, body);
+    let page = Parser::new().parse_owned(&query(RecordKind::Asset), 0, body);
     assert_eq!(page.records.len(), 1);
     assert_eq!(page.dead_letters.len(), 3);
     assert!(page
@@ -154,7 +161,7 @@ fn non_object_rows_are_dead_letters() {
 fn truncated_bodies_are_malformed_not_data() {
     let full = br#"{"status":"success","total_items":2,"data":[{"id":"a"},{"id":"b"}]}"#;
     for cut in [10, 40, 50, full.len() - 1] {
-        let page = Parser::new().parse(&query(RecordKind::Asset), 0, &full[..cut]);
+        let page = Parser::new().parse_owned(&query(RecordKind::Asset), 0, &full[..cut]);
         assert!(
             matches!(page.verdict, PageVerdict::Malformed(_)),
             "cut at {cut}: {:?}",
@@ -168,7 +175,7 @@ fn truncated_bodies_are_malformed_not_data() {
         b"null",
         br#"{"status":"success"}"#,
     ] {
-        let page = Parser::new().parse(&query(RecordKind::Asset), 0, body);
+        let page = Parser::new().parse_owned(&query(RecordKind::Asset), 0, body);
         assert!(
             matches!(page.verdict, PageVerdict::Malformed(_)),
             "{body:?}"
@@ -179,7 +186,7 @@ fn truncated_bodies_are_malformed_not_data() {
 #[test]
 fn failure_status_is_an_error_not_data() {
     let body = br#"{"status":"failure","error":"invalid limit 1000000","data":[{"id":"x"}]}"#;
-    let page = Parser::new().parse(&query(RecordKind::Asset), 0, body);
+    let page = Parser::new().parse_owned(&query(RecordKind::Asset), 0, body);
     assert_eq!(
         page.verdict,
         PageVerdict::Failure("Orca answered status `failure`: invalid limit 1000000".into())
@@ -190,24 +197,24 @@ fn failure_status_is_an_error_not_data() {
 #[test]
 fn unknown_top_level_keys_are_ignored_and_empty_pages_end() {
     let body = br#"{"status":"success","total_items":5,"data":[],"next":"x","took_ms":3}"#;
-    let page = Parser::new().parse(&query(RecordKind::Asset), 5000, body);
+    let page = Parser::new().parse_owned(&query(RecordKind::Asset), 5000, body);
     let s = summary(&page);
     assert_eq!((s.rows, s.total_items), (0, Some(5)));
     let bare = br#"[{"id":"a"},{"id":"b"}]"#;
-    let page = Parser::new().parse(&query(RecordKind::Asset), 0, bare);
+    let page = Parser::new().parse_owned(&query(RecordKind::Asset), 0, bare);
     assert_eq!(summary(&page).ids, vec!["a", "b"]);
 }
 
 #[test]
 fn a_parser_is_reusable_across_pages() {
     let mut p = Parser::new();
-    let a = p.parse(&query(RecordKind::Asset), 0, br#"{"data":[{"id":"a"}]}"#);
-    let b = p.parse(
+    let a = p.parse_owned(&query(RecordKind::Asset), 0, br#"{"data":[{"id":"a"}]}"#);
+    let b = p.parse_owned(
         &query(RecordKind::Asset),
         0,
         &case("01-lone-surrogate.json"),
     );
-    let c = p.parse(&query(RecordKind::Asset), 0, br#"{"data":[{"id":"c"}]}"#);
+    let c = p.parse_owned(&query(RecordKind::Asset), 0, br#"{"data":[{"id":"c"}]}"#);
     assert_eq!(summary(&a).ids, vec!["a"]);
     assert_eq!(summary(&b).rows, 3);
     assert_eq!(summary(&c).ids, vec!["c"]);
@@ -218,7 +225,7 @@ proptest::proptest! {
     fn never_panics_and_never_loses_a_row(rows in proptest::collection::vec("\\PC{0,30}", 0..6)) {
         // Arbitrary (often invalid) row texts inside a well-formed envelope.
         let body = format!(r#"{{"status":"success","data":[{}]}}"#, rows.iter().map(|r| format!("{{\"id\":\"{}\"}}", r)).collect::<Vec<_>>().join(","));
-        let page = Parser::new().parse(&query(RecordKind::Finding), 0, body.as_bytes());
+        let page = Parser::new().parse_owned(&query(RecordKind::Finding), 0, body.as_bytes());
         if let PageVerdict::Read(s) = &page.verdict {
             proptest::prop_assert_eq!(s.rows, page.records.len() + page.dead_letters.len());
         }
@@ -226,6 +233,25 @@ proptest::proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
-        let _ = Parser::new().parse(&query(RecordKind::Asset), 0, &bytes);
+        let _ = Parser::new().parse_owned(&query(RecordKind::Asset), 0, &bytes);
     }
+}
+
+#[test]
+fn latest_first_seen_is_reported_when_asked() {
+    let body = br#"{"status":"success","data":[
+        {"id":"a","data":{"FirstSeen":{"value":"2024-03-29T12:00:00+00:00"}}},
+        {"id":"b","data":{"FirstSeen":{"value":1711800000000}}},
+        {"id":"c","data":{"FirstSeen":{"value":"not a date"}}},
+        {"id":"d","data":{}}]}"#;
+    let mut q = (*query(RecordKind::Finding)).clone();
+    assert_eq!(
+        summary(&Parser::new().parse_owned(&Arc::new(q.clone()), 0, body)).max_first_seen_ms,
+        None
+    );
+    q.track_first_seen = true;
+    let page = Parser::new().parse_owned(&Arc::new(q), 0, body);
+    // 2024-03-30T12:00:00Z, the epoch-ms row, is the latest readable one.
+    assert_eq!(summary(&page).max_first_seen_ms, Some(1_711_800_000_000));
+    assert_eq!(summary(&page).ids, vec!["a", "b", "c", "d"]);
 }

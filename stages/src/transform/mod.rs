@@ -20,9 +20,11 @@ pub use map::{AssetSection, Convert, FieldSpec, FindingSection, Kind, MapError, 
 pub use scoring::ScoringConfig;
 pub use stats::TransformStats;
 
+use crate::json::Json;
 use crate::model::{
     raw_excerpt, DeadLetter, EtmAsset, EtmFinding, EtmRecord, OrcaRecord, RecordKind,
 };
+use crate::page::QueryInfo;
 use convert::Env;
 use template::{compile_map, key_text, Compiled};
 
@@ -62,11 +64,31 @@ impl Transformer {
         &self.identity
     }
 
+    /// Transform an owned record (tests, tools).
     pub fn transform(
         &self,
         rec: &OrcaRecord,
         stats: &mut TransformStats,
     ) -> Result<EtmRecord, Box<DeadLetter>> {
+        self.transform_item(rec.kind, &rec.item, &rec.query, rec.offset, stats)
+    }
+
+    /// Transform one Orca item of `query`'s page at `offset`, read where it
+    /// lies (on the page's tape, in the pipeline).
+    pub fn transform_item<'a, J: Json<'a>>(
+        &'a self,
+        kind: RecordKind,
+        item: J,
+        query: &QueryInfo,
+        offset: u64,
+        stats: &mut TransformStats,
+    ) -> Result<EtmRecord, Box<DeadLetter>> {
+        let rec = Item {
+            kind,
+            item,
+            query,
+            offset,
+        };
         // Keys are read with a scratch counter: a record refused for want of
         // a key must not also count the odd values it carried.
         let mut scratch = TransformStats::default();
@@ -77,17 +99,17 @@ impl Transformer {
         match rec.kind {
             RecordKind::Asset => {
                 let tpl = &self.compiled.asset;
-                let id = tpl.id.eval(&rec.item, &mut probe);
+                let id = tpl.id.eval(rec.item, &mut probe);
                 let Some(asset_id) = key_text(&id).map(str::to_owned) else {
                     stats.missing_asset_id += 1;
                     return Err(dead_letter(
-                        rec,
+                        &rec,
                         "missing_asset_id",
                         "the asset has no readable asset unique id",
                     ));
                 };
                 let doc = tpl.eval(
-                    &rec.item,
+                    rec.item,
                     &mut Env {
                         scoring: &self.scoring,
                         stats,
@@ -101,7 +123,7 @@ impl Transformer {
             RecordKind::Finding => {
                 let link = convert::apply(
                     Convert::String,
-                    self.compiled.finding_asset_id.first(&rec.item),
+                    self.compiled.finding_asset_id.first(rec.item),
                     None,
                     stats::Counter::truncated_other,
                     &mut probe,
@@ -109,23 +131,23 @@ impl Transformer {
                 let Some(asset_id) = key_text(&link).map(str::to_owned) else {
                     stats.missing_asset_id += 1;
                     return Err(dead_letter(
-                        rec,
+                        &rec,
                         "missing_asset_id",
                         "the finding names no asset it belongs to",
                     ));
                 };
                 let tpl = &self.compiled.finding;
-                let id = tpl.id.eval(&rec.item, &mut probe);
+                let id = tpl.id.eval(rec.item, &mut probe);
                 let Some(vendor_id) = key_text(&id).map(str::to_owned) else {
                     stats.missing_vendor_id += 1;
                     return Err(dead_letter(
-                        rec,
+                        &rec,
                         "missing_vendor_id",
                         "the finding has no readable Orca id",
                     ));
                 };
                 let doc = tpl.eval(
-                    &rec.item,
+                    rec.item,
                     &mut Env {
                         scoring: &self.scoring,
                         stats,
@@ -141,14 +163,22 @@ impl Transformer {
     }
 }
 
-fn dead_letter(rec: &OrcaRecord, reason: &str, detail: &str) -> Box<DeadLetter> {
-    let raw = simd_json::to_vec(&rec.item).unwrap_or_default();
+/// One item and where it came from.
+struct Item<'q, J> {
+    kind: RecordKind,
+    item: J,
+    query: &'q QueryInfo,
+    offset: u64,
+}
+
+fn dead_letter<'a, J: Json<'a>>(rec: &Item<'_, J>, reason: &str, detail: &str) -> Box<DeadLetter> {
+    let raw = rec.item.to_json_vec();
     Box::new(DeadLetter {
         stage: "transform",
         reason: reason.to_owned(),
         detail: detail.to_owned(),
         record: rec.kind.as_str(),
-        id: crate::parse::item_id(&rec.item),
+        id: crate::parse::item_id(rec.item),
         query: rec.query.label.clone(),
         offset: rec.offset,
         raw: raw_excerpt(&raw),

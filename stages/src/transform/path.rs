@@ -1,7 +1,6 @@
 //! Dotted Orca paths, compiled once and evaluated by reference.
 
-use simd_json::prelude::*;
-use simd_json::OwnedValue;
+use crate::json::Json;
 
 /// One step of a path. A segment made of digits indexes a list, but still
 /// looks up a key when it meets an object, since Orca keys may be numeric.
@@ -37,15 +36,13 @@ impl Path {
     }
 
     /// The value at this path, if every step exists.
-    pub fn get<'a>(&self, root: &'a OwnedValue) -> Option<&'a OwnedValue> {
+    pub fn get<'a, J: Json<'a>>(&self, root: J) -> Option<J> {
         let mut cur = root;
         for seg in &self.segs {
             cur = match seg {
-                Seg::Key(k) => cur.as_object()?.get(&**k)?,
-                Seg::Index(i, k) => match cur.as_array() {
-                    Some(a) => a.get(*i)?,
-                    None => cur.as_object()?.get(&**k)?,
-                },
+                Seg::Key(k) => cur.get(k)?,
+                Seg::Index(i, _) if cur.is_array() => cur.index(*i)?,
+                Seg::Index(_, k) => cur.get(k)?,
             };
         }
         Some(cur)
@@ -64,7 +61,7 @@ impl Sources {
             .map(Sources)
     }
 
-    pub fn first<'a>(&self, root: &'a OwnedValue) -> Option<&'a OwnedValue> {
+    pub fn first<'a, J: Json<'a>>(&self, root: J) -> Option<J> {
         self.0
             .iter()
             .filter_map(|p| p.get(root))
@@ -75,26 +72,30 @@ impl Sources {
 /// The elements of a to-many relation, whichever of Orca's shapes it came
 /// in: `{"count":N,"value":[…]}`, `{"value":[…]}` or a bare list. Anything
 /// else has no elements.
-pub fn elements(v: Option<&OwnedValue>) -> &[OwnedValue] {
+pub fn elements<'a, J: Json<'a>>(v: Option<J>) -> Vec<J> {
+    relation(v)
+        .and_then(|list| list.elements())
+        .map_or_else(Vec::new, |e| e.collect())
+}
+
+/// The list value of a to-many relation (see [`elements`]).
+pub fn relation<'a, J: Json<'a>>(v: Option<J>) -> Option<J> {
     let mut cur = v;
     // Two levels cover `{"value":{"count":N,"value":[…]}}`; more is not a relation.
     for _ in 0..3 {
-        match cur {
-            Some(v) => {
-                if let Some(a) = v.as_array() {
-                    return a.as_slice();
-                }
-                cur = v.as_object().and_then(|o| o.get("value"));
-            }
-            None => break,
+        let v = cur?;
+        if v.is_array() {
+            return Some(v);
         }
+        cur = v.get("value");
     }
-    &[]
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use simd_json::OwnedValue;
 
     fn v(s: &str) -> OwnedValue {
         let mut b = s.as_bytes().to_vec();
@@ -129,6 +130,6 @@ mod tests {
             assert_eq!(elements(Some(&v(s))).len(), 2, "{s}");
         }
         assert!(elements(Some(&v(r#""x""#))).is_empty());
-        assert!(elements(None).is_empty());
+        assert!(elements::<&OwnedValue>(None).is_empty());
     }
 }

@@ -6,8 +6,7 @@
 
 use std::borrow::Cow;
 
-use simd_json::prelude::*;
-use simd_json::OwnedValue;
+use crate::json::Json;
 
 use super::convert::{self, list_items, Env, ListItems};
 use super::limits;
@@ -51,12 +50,12 @@ pub(crate) struct Value {
 impl Value {
     /// The conversion alone, on one element of a zipped list.
     /// An element wrapped as `{"value": x}` is read as `x`.
-    fn apply<'a>(&self, el: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
-        let el = el.as_object().and_then(|o| o.get("value")).unwrap_or(el);
+    fn apply<'a, J: Json<'a>>(&self, el: J, env: &mut Env<'_>) -> Out<'a> {
+        let el = el.get("value").unwrap_or(el);
         convert::apply(self.conv, Some(el), self.limit, self.counter, env)
     }
 
-    pub fn eval<'a>(&'a self, root: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
+    pub fn eval<'a, J: Json<'a>>(&'a self, root: J, env: &mut Env<'_>) -> Out<'a> {
         convert::apply(
             self.conv,
             self.src.first(root),
@@ -77,7 +76,7 @@ pub(crate) struct Template {
 }
 
 impl Template {
-    pub fn eval<'a>(&'a self, root: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
+    pub fn eval<'a, J: Json<'a>>(&'a self, root: J, env: &mut Env<'_>) -> Out<'a> {
         eval_entries(&self.root, root, env)
     }
 }
@@ -370,7 +369,7 @@ fn toml_to_out(v: &toml::Value) -> Out<'static> {
     }
 }
 
-fn eval_entries<'a>(entries: &'a [Entry], root: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
+fn eval_entries<'a, J: Json<'a>>(entries: &'a [Entry], root: J, env: &mut Env<'_>) -> Out<'a> {
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let v = eval_node(&e.node, root, env);
@@ -388,7 +387,7 @@ fn all_null(o: &Out<'_>) -> bool {
     }
 }
 
-fn eval_node<'a>(node: &'a Node, root: &'a OwnedValue, env: &mut Env<'_>) -> Out<'a> {
+fn eval_node<'a, J: Json<'a>>(node: &'a Node, root: J, env: &mut Env<'_>) -> Out<'a> {
     match node {
         Node::Obj(children) => eval_entries(children, root, env),
         Node::Const(c) => c.reborrow(),
@@ -401,7 +400,7 @@ fn eval_node<'a>(node: &'a Node, root: &'a OwnedValue, env: &mut Env<'_>) -> Out
             counter,
         } => {
             let mut items: Vec<Out<'a>> = path::elements(src.first(root))
-                .iter()
+                .into_iter()
                 .map(|el| eval_entries(item, el, env))
                 // An element with nothing readable carries no information.
                 .filter(|o| !all_null(o))
@@ -420,7 +419,11 @@ fn eval_node<'a>(node: &'a Node, root: &'a OwnedValue, env: &mut Env<'_>) -> Out
                     ListItems::Decoded(d) => {
                         d.iter().map(|el| v.apply(el, env).into_static()).collect()
                     }
-                    items => items.borrowed().iter().map(|el| v.apply(el, env)).collect(),
+                    items => items
+                        .borrowed()
+                        .iter()
+                        .map(|el| v.apply(*el, env))
+                        .collect(),
                 });
             }
             let n = columns.iter().map(Vec::len).max().unwrap_or(0);

@@ -213,6 +213,11 @@ impl Tenant {
                 out.push(it);
             }
         }
+        if body["order_by[]"][0] == "FirstSeen" {
+            // Orca does not say where items without FirstSeen sort; last is
+            // the harder case for a walk in FirstSeen order.
+            out.sort_by_key(|i| (i.first_seen.is_none(), i.first_seen, i.id.clone()));
+        }
         if self.shuffle_ties {
             out.sort_by_key(|i| i.tie);
             let mut rng = rand::thread_rng();
@@ -347,11 +352,23 @@ pub fn spawn_parser(rx: Receiver<Page>) -> tokio::task::JoinHandle<Parsed> {
                             .collect();
                         out.ids.extend(ids.iter().cloned());
                         out.pages.push((page.query.label.clone(), page.offset));
+                        let max_first_seen_ms = if page.query.track_first_seen {
+                            data.iter()
+                                .filter_map(|i| {
+                                    let mut b = serde_json::to_vec(i).ok()?;
+                                    let o = simd_json::to_owned_value(&mut b).ok()?;
+                                    stages::parse::first_seen_ms(&o)
+                                })
+                                .max()
+                        } else {
+                            None
+                        };
                         PageVerdict::Read(PageSummary {
                             total_items: v["total_items"].as_u64(),
                             rows: data.len(),
                             ids,
                             dead_letters: 0,
+                            max_first_seen_ms,
                         })
                     }
                 },

@@ -1,8 +1,7 @@
 //! Dates in every form Orca and its peers send, to RFC 3339 UTC.
 
+use crate::json::Json;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
-use simd_json::prelude::*;
-use simd_json::OwnedValue;
 
 use super::super::out::Out;
 use super::super::stats::TransformStats;
@@ -28,7 +27,7 @@ fn epoch_unit(n: f64) -> (i128, usize) {
     }
 }
 
-pub fn date(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+pub fn date<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Out::Null;
     };

@@ -1,9 +1,8 @@
 //! Orca enumerations mapped onto ETM's.
 
-use simd_json::prelude::*;
 use std::borrow::Cow;
 
-use simd_json::OwnedValue;
+use crate::json::Json;
 
 use super::super::out::Out;
 use super::super::scoring::ScoringConfig;
@@ -27,7 +26,7 @@ const PROVIDERS: &[(&str, &str)] = &[
     ("VmwareVmInstance", UNKNOWN_PROVIDER),
 ];
 
-pub fn cloud_provider(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+pub fn cloud_provider<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
     let name = v.and_then(|v| v.as_str()).map(str::trim);
     let hit = name.and_then(|n| {
         PROVIDERS
@@ -56,8 +55,8 @@ const SEVERITIES: &[(&str, u8)] = &[
 
 /// ETM severity 1–5; the configured default (counted when `stats` is given)
 /// for anything the table does not know, null included.
-pub fn severity(
-    v: Option<&OwnedValue>,
+pub fn severity<'a, J: Json<'a>>(
+    v: Option<J>,
     scoring: &ScoringConfig,
     stats: Option<&mut TransformStats>,
 ) -> u8 {
@@ -81,7 +80,7 @@ pub fn severity(
 
 /// `Yes`/`Extended`/`true` → true, `No`/`false` → false, null stays null,
 /// anything else is null and counted.
-pub fn patch(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+pub fn patch<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Out::Null;
     };

@@ -9,7 +9,7 @@ mod enums;
 mod scalar;
 mod tags;
 
-use simd_json::OwnedValue;
+use crate::json::Json;
 
 use super::map::Convert;
 use super::out::Out;
@@ -28,9 +28,9 @@ pub struct Env<'a> {
 
 /// Apply `conv` to the value found (or `None` when no source had one).
 /// `limit`/`counter` only matter for `tags`.
-pub fn apply<'a>(
+pub fn apply<'a, J: Json<'a>>(
     conv: Convert,
-    v: Option<&'a OwnedValue>,
+    v: Option<J>,
     limit: Option<usize>,
     counter: Counter,
     env: &mut Env<'_>,

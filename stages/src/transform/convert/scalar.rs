@@ -3,19 +3,20 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use simd_json::prelude::*;
 use simd_json::OwnedValue;
 
 use super::super::out::Out;
 use super::super::stats::TransformStats;
+use crate::json::Json;
 
-fn present(v: Option<&OwnedValue>) -> Option<&OwnedValue> {
+fn present<'a, J: Json<'a>>(v: Option<J>) -> Option<J> {
     v.filter(|v| !v.is_null())
 }
 
 /// Any value, copied. Object keys are sorted: Orca's key order is not part
-/// of the data, and the output must be byte-stable.
-pub fn json(v: &OwnedValue) -> Out<'_> {
+/// of the data, and the output must be byte-stable. A key given twice keeps
+/// its first value, as path lookups do.
+pub fn json<'a, J: Json<'a>>(v: J) -> Out<'a> {
     json_at(v, 0)
 }
 
@@ -23,26 +24,23 @@ pub fn json(v: &OwnedValue) -> Out<'_> {
 /// not exhaust the stack.
 const MAX_DEPTH: usize = 64;
 
-fn json_at(v: &OwnedValue, depth: usize) -> Out<'_> {
+fn json_at<'a, J: Json<'a>>(v: J, depth: usize) -> Out<'a> {
     if depth > MAX_DEPTH {
         return Out::Null;
     }
     if let Some(s) = v.as_str() {
         return Out::Str(Cow::Borrowed(s));
     }
-    if let Some(a) = v.as_array() {
-        return Out::List(
-            <[OwnedValue]>::iter(a)
-                .map(|e| json_at(e, depth + 1))
-                .collect(),
-        );
+    if let Some(a) = v.elements() {
+        return Out::List(a.map(|e| json_at(e, depth + 1)).collect());
     }
-    if let Some(o) = v.as_object() {
-        let mut entries: Vec<(Cow<'_, str>, Out<'_>)> = o
-            .iter()
-            .map(|(k, v)| (Cow::Borrowed(k.as_str()), json_at(v, depth + 1)))
+    if let Some(o) = v.entries() {
+        let mut entries: Vec<(Cow<'a, str>, Out<'a>)> = o
+            .map(|(k, v)| (Cow::Borrowed(k), json_at(v, depth + 1)))
             .collect();
+        // Stable: of a repeated key, the first stays first and is kept.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, first| later.0 == first.0);
         return Out::Obj(entries);
     }
     if let Some(b) = v.as_bool() {
@@ -65,7 +63,7 @@ fn json_at(v: &OwnedValue, depth: usize) -> Out<'_> {
 }
 
 /// A scalar as text; lists and maps are not a string and are counted.
-pub fn string<'a>(v: Option<&'a OwnedValue>, stats: &mut TransformStats) -> Out<'a> {
+pub fn string<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'a> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -79,7 +77,7 @@ pub fn string<'a>(v: Option<&'a OwnedValue>, stats: &mut TransformStats) -> Out<
 }
 
 /// Text of a string, number or bool.
-pub fn scalar_text(v: &OwnedValue) -> Option<Cow<'_, str>> {
+pub fn scalar_text<'a, J: Json<'a>>(v: J) -> Option<Cow<'a, str>> {
     if let Some(s) = v.as_str() {
         Some(Cow::Borrowed(s))
     } else if let Some(b) = v.as_bool() {
@@ -96,7 +94,7 @@ pub fn scalar_text(v: &OwnedValue) -> Option<Cow<'_, str>> {
 }
 
 /// Integer of a number or numeric string, without counting.
-fn to_int(v: &OwnedValue) -> Option<Out<'static>> {
+fn to_int<'a, J: Json<'a>>(v: J) -> Option<Out<'static>> {
     if v.as_bool().is_some() {
         return None;
     }
@@ -125,7 +123,7 @@ fn int_of_f64(f: f64) -> Option<Out<'static>> {
     (f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(Out::I64(f as i64))
 }
 
-fn to_float(v: &OwnedValue) -> Option<f64> {
+fn to_float<'a, J: Json<'a>>(v: J) -> Option<f64> {
     if v.as_bool().is_some() {
         return None;
     }
@@ -137,7 +135,7 @@ fn to_float(v: &OwnedValue) -> Option<f64> {
     f.is_finite().then_some(f)
 }
 
-pub fn int(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+pub fn int<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -147,7 +145,7 @@ pub fn int(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
     })
 }
 
-pub fn float(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+pub fn float<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -161,7 +159,7 @@ pub fn float(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static>
 }
 
 /// An integer when the value is integral, else a float.
-pub fn number(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+pub fn number<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -177,7 +175,7 @@ pub fn number(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static
     }
 }
 
-pub fn boolean(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+pub fn boolean<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };
@@ -208,26 +206,19 @@ pub fn boolean(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'stati
 
 /// The elements of a list-valued field: a list, a to-many relation, a list
 /// JSON-encoded in a string, or one bare value standing for a list of one.
-pub enum ListItems<'a> {
-    Borrowed(&'a [OwnedValue]),
+pub enum ListItems<J> {
+    Borrowed(Vec<J>),
+    /// Decoded from a string: owned, so nothing borrows from them past the
+    /// conversion that reads them.
     Decoded(Vec<OwnedValue>),
-    One(&'a OwnedValue),
     Empty,
 }
 
-impl<'a> ListItems<'a> {
-    pub fn iter(&self) -> std::slice::Iter<'_, OwnedValue> {
-        match self {
-            ListItems::Decoded(v) => <[OwnedValue]>::iter(v),
-            other => other.borrowed().iter(),
-        }
-    }
-
+impl<J: Copy> ListItems<J> {
     /// The elements borrowed from the input (none for decoded ones).
-    pub fn borrowed(&self) -> &'a [OwnedValue] {
+    pub fn borrowed(&self) -> &[J] {
         match self {
             ListItems::Borrowed(s) => s,
-            ListItems::One(v) => std::slice::from_ref(*v),
             ListItems::Decoded(_) | ListItems::Empty => &[],
         }
     }
@@ -235,22 +226,24 @@ impl<'a> ListItems<'a> {
 
 /// With `split_commas`, a bare string `"a, b"` is the list `["a", "b"]`
 /// (for MACs, IPs and CWE ids, which never contain a comma).
-pub fn list_items(v: Option<&OwnedValue>, split_commas: bool) -> ListItems<'_> {
+pub fn list_items<'a, J: Json<'a>>(v: Option<J>, split_commas: bool) -> ListItems<J> {
     let Some(v) = present(v) else {
         return ListItems::Empty;
     };
-    if let Some(a) = v.as_array() {
-        return ListItems::Borrowed(a);
+    if let Some(a) = v.elements() {
+        return ListItems::Borrowed(a.collect());
     }
-    if let Some(o) = v.as_object() {
-        let elems = super::super::path::elements(Some(v));
-        if !elems.is_empty() {
-            return ListItems::Borrowed(elems);
+    if v.is_object() {
+        if let Some(list) = super::super::path::relation(Some(v)) {
+            let elems: Vec<J> = list.elements().map_or_else(Vec::new, |e| e.collect());
+            if !elems.is_empty() {
+                return ListItems::Borrowed(elems);
+            }
         }
         // A wrapper around some other list shape (`{"value": "a,b"}`).
-        return match o.get("value") {
+        return match v.get("value") {
             Some(inner) => list_items(Some(inner), split_commas),
-            None => ListItems::One(v),
+            None => ListItems::Borrowed(vec![v]),
         };
     }
     if let Some(s) = v.as_str() {
@@ -265,34 +258,38 @@ pub fn list_items(v: Option<&OwnedValue>, split_commas: bool) -> ListItems<'_> {
             return ListItems::Decoded(parts.map(OwnedValue::from).collect());
         }
     }
-    ListItems::One(v)
+    ListItems::Borrowed(vec![v])
 }
 
 /// The first element of a list, or the value itself when it is not a list.
-pub fn first(v: Option<&OwnedValue>) -> Out<'_> {
+pub fn first<'a, J: Json<'a>>(v: Option<J>) -> Out<'a> {
     match list_items(v, false) {
         ListItems::Decoded(d) => d.first().map_or(Out::Null, |e| json(e).into_static()),
-        items => items.borrowed().first().map_or(Out::Null, json),
+        items => items.borrowed().first().map_or(Out::Null, |e| json(*e)),
     }
 }
 
-pub fn string_list<'a>(v: Option<&'a OwnedValue>, stats: &mut TransformStats) -> Out<'a> {
-    let items = list_items(v, true);
-    if matches!(items, ListItems::Empty) {
-        return Out::Null;
-    }
-    let mut out = Vec::new();
-    for item in items.iter().filter(|i| !i.is_null()) {
+pub fn string_list<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'a> {
+    fn push<'b, K: Json<'b>>(item: K, out: &mut Vec<Out<'static>>, stats: &mut TransformStats) {
+        if item.is_null() {
+            return;
+        }
         match scalar_text(item) {
             Some(s) => out.push(Out::Str(Cow::Owned(s.into_owned()))),
             None => stats.invalid_strings += 1,
         }
     }
+    let mut out = Vec::new();
+    match list_items(v, true) {
+        ListItems::Empty => return Out::Null,
+        ListItems::Decoded(d) => d.iter().for_each(|i| push(i, &mut out, stats)),
+        ListItems::Borrowed(b) => b.into_iter().for_each(|i| push(i, &mut out, stats)),
+    }
     Out::List(out)
 }
 
 /// A valid IPv4 or IPv6 address in canonical form; anything else is null and counted.
-pub fn ip(v: Option<&OwnedValue>, stats: &mut TransformStats) -> Out<'static> {
+pub fn ip<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
     let Some(v) = present(v) else {
         return Out::Null;
     };

@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use simd_json::prelude::*;
 use simd_json::OwnedValue;
+
+use crate::json::Json;
 
 use super::super::out::Out;
 use super::super::stats::{Counter, TransformStats};
@@ -13,8 +14,8 @@ use super::scalar::{json, scalar_text};
 /// `limit` keeps the same tags on every run. A map sent as a JSON-encoded
 /// string is decoded; a list of `{key, value}` pairs (the AWS shape) is
 /// accepted too. Anything else is null and counted.
-pub fn tags(
-    v: Option<&OwnedValue>,
+pub fn tags<'a, J: Json<'a>>(
+    v: Option<J>,
     limit: Option<usize>,
     counter: Counter,
     stats: &mut TransformStats,
@@ -22,39 +23,15 @@ pub fn tags(
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Out::Null;
     };
-    let decoded;
-    let v = match v.as_str() {
+    let map = match v.as_str() {
         Some(s) if s.trim().is_empty() => return Out::Null,
-        Some(s) => {
-            let mut bytes = s.as_bytes().to_vec();
-            match simd_json::to_owned_value(&mut bytes) {
-                // Encoded twice (a JSON string holding the JSON map) is seen in the wild.
-                Ok(OwnedValue::String(inner)) => {
-                    let mut bytes = inner.into_bytes();
-                    match simd_json::to_owned_value(&mut bytes) {
-                        Ok(d) => {
-                            decoded = d;
-                            &decoded
-                        }
-                        Err(_) => {
-                            stats.undecodable_tags += 1;
-                            return Out::Null;
-                        }
-                    }
-                }
-                Ok(d) => {
-                    decoded = d;
-                    &decoded
-                }
-                Err(_) => {
-                    stats.undecodable_tags += 1;
-                    return Out::Null;
-                }
-            }
-        }
-        None => v,
+        Some(s) => match decode(s) {
+            Some(d) => collect(&d),
+            None => None,
+        },
+        None => collect(v),
     };
-    let Some(mut map) = collect(v) else {
+    let Some(mut map) = map else {
         stats.undecodable_tags += 1;
         return Out::Null;
     };
@@ -74,22 +51,42 @@ pub fn tags(
     )
 }
 
-fn collect(v: &OwnedValue) -> Option<BTreeMap<String, String>> {
-    if let Some(o) = v.as_object() {
-        return Some(o.iter().map(|(k, v)| (k.to_string(), text(v))).collect());
+/// A map sent as a JSON-encoded string (encoded twice is seen in the wild
+/// too: a JSON string holding the JSON map).
+fn decode(s: &str) -> Option<OwnedValue> {
+    let mut bytes = s.as_bytes().to_vec();
+    match simd_json::to_owned_value(&mut bytes).ok()? {
+        OwnedValue::String(inner) => {
+            let mut bytes = inner.into_bytes();
+            simd_json::to_owned_value(&mut bytes).ok()
+        }
+        d => Some(d),
     }
-    let list = v.as_array()?;
+}
+
+fn collect<'a, J: Json<'a>>(v: J) -> Option<BTreeMap<String, String>> {
+    if let Some(o) = v.entries() {
+        let mut map = BTreeMap::new();
+        for (k, v) in o {
+            // A key given twice keeps its first value, as everywhere else.
+            map.entry(k.to_string()).or_insert_with(|| text(v));
+        }
+        return Some(map);
+    }
+    let list = v.elements()?;
     let mut map = BTreeMap::new();
     for pair in list {
-        let o = pair.as_object()?;
-        let key = o
+        if !pair.is_object() {
+            return None;
+        }
+        let key = pair
             .get("key")
-            .or_else(|| o.get("Key"))
+            .or_else(|| pair.get("Key"))
             .and_then(scalar_text)?
             .into_owned();
-        let value = o
+        let value = pair
             .get("value")
-            .or_else(|| o.get("Value"))
+            .or_else(|| pair.get("Value"))
             .map(text)
             .unwrap_or_default();
         map.insert(key, value);
@@ -98,7 +95,7 @@ fn collect(v: &OwnedValue) -> Option<BTreeMap<String, String>> {
 }
 
 /// A tag value as text: strings as they are, null as empty, others as JSON.
-fn text(v: &OwnedValue) -> String {
+fn text<'a, J: Json<'a>>(v: J) -> String {
     if v.is_null() {
         return String::new();
     }
