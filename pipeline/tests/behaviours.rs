@@ -228,7 +228,10 @@ fn items_behind_the_deep_paging_cap_are_all_read() {
         let fetch = out.manifest.fetch.unwrap();
         let v = fetch.query("VulnerabilityV2").unwrap();
         assert_eq!(v.split_reason.as_deref(), Some(reason), "{over_cap}");
-        assert!(v.complete && v.total_items == Some(25_000), "{over_cap}: {v:?}");
+        assert!(
+            v.complete && v.total_items == Some(25_000),
+            "{over_cap}: {v:?}"
+        );
         assert!(fake.orca().requests().iter().all(|r| r.offset < 10_000));
     }
 }
