@@ -32,8 +32,33 @@ pub fn run(path: &Path) -> Result<Vec<String>, (u8, String)> {
                 lines.push(format!("  {query}: {said}"));
             }
             lines.push("connection and token: OK".into());
-            Ok(lines)
         }
-        Err(e) => Err((4, e.to_string())),
+        Err(e) => return Err((4, e.to_string())),
     }
+    check_webhooks(&cfg, &mut lines)?;
+    Ok(lines)
+}
+
+/// Each Qualys webhook sink logs in once: a wrong password or gateway
+/// shows here, not after a long pull.
+fn check_webhooks(cfg: &Config, lines: &mut Vec<String>) -> Result<(), (u8, String)> {
+    for s in &cfg.sinks {
+        let stages::sink::SinkConfig::QualysWebhook(w) = s else {
+            continue;
+        };
+        let name = stages::sink::config::intern(s.name());
+        let creds = w
+            .credentials()
+            .map_err(|e| (2, format!("sink {name:?}: {e}")))?;
+        let scope = stages::telemetry::Scope::new(&cfg.profile);
+        let mut gw = stages::sink::qualys::client::Gateway::new(name, w, creds, scope)
+            .map_err(|e| (2, format!("sink {name:?}: {e}")))?;
+        gw.check_credentials()
+            .map_err(|e| (4, format!("sink {name:?}: {e}")))?;
+        lines.push(format!(
+            "sink {name}: {} accepted the credentials",
+            gw.location()
+        ));
+    }
+    Ok(())
 }

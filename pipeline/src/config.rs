@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 use stages::dedupe::DedupeConfig;
 use stages::fetch::{FetchConfig, Kinds};
 use stages::secret::Secret;
+use stages::sink::SinkConfig;
 use stages::transform::{ScoringConfig, TransformMap};
 
 /// The whole configuration.
@@ -54,6 +55,10 @@ pub struct Config {
     /// Prometheus: the scrape endpoint and the Pushgateway.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Where documents go: `[[sink]]` tables (`type = "ndjson" | "csv" |
+    /// "qualys_webhook"`). None: one NDJSON sink into `output.dir`.
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<SinkConfig>,
 }
 
 /// What a profile pulls from Orca.
@@ -224,6 +229,9 @@ pub enum ConfigError {
     },
     #[error("transform map {path}: {message}")]
     TransformMap { path: PathBuf, message: String },
+    /// A sink that cannot be opened as configured (e.g. no Qualys password).
+    #[error("{0}")]
+    Sink(String),
 }
 
 impl Config {
@@ -274,6 +282,7 @@ impl Config {
             return Err("metrics.success_max_age must be greater than zero".into());
         }
         check_profile_name(&cfg.profile)?;
+        stages::sink::config::validate_all(&cfg.sinks, &cfg.output.dir)?;
         Ok(cfg)
     }
 
@@ -291,6 +300,9 @@ impl Config {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        for s in &mut self.sinks {
+            s.resolve_paths(base);
         }
     }
 

@@ -12,4 +12,6 @@ pub mod run;
 pub mod runs;
 pub mod runtime;
 pub mod serve;
+pub mod sink_stage;
+pub mod sinks;
 pub mod telemetry;

@@ -287,13 +287,10 @@ fn finish(outcome: Result<RunOutcome, RunError>) -> ExitCode {
             print_summary(&o.manifest, &o);
             ExitCode::from(o.manifest.status.exit_code() as u8)
         }
+        Err(e) if e.exit_code() == 2 => bad_config(&e.to_string()),
         Err(e) => {
             eprintln!("orca-etm: {e}");
-            ExitCode::from(if e.exit_code() == 2 {
-                EXIT_BAD_CONFIG
-            } else {
-                EXIT_FAILED
-            })
+            ExitCode::from(EXIT_FAILED)
         }
     }
 }

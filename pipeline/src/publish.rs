@@ -4,13 +4,16 @@
 //!
 //! ```text
 //! spill partitions ─▶ assemble ─▶ merge (asset id order) ─▶ join with the ledger's known findings
-//!                                                      ├─▶ render ─▶ sinks ─▶ commit (rename)
+//!                                                      ├─▶ render ─batches─▶ sink_<name> ×N ─▶ commit
 //!                                                      └─▶ ledger writes ─▶ ledger thread (one transaction)
 //! ```
 //!
 //! The ledger's writes go to a thread of their own over a bounded channel,
-//! so SQLite's work overlaps rendering and writing instead of adding to it.
-//! The order of the end matters for crash safety: sinks commit, then the
+//! and so does every sink (`sink_stage`): rendered documents are batched
+//! once and shared by all sinks' channels, so SQLite's work and each
+//! sink's overlap rendering instead of adding to it, and a slow sink shows
+//! as its own full channel. The order of the end matters for crash safety:
+//! documents streamed, every ledger write applied, sinks commit, then the
 //! caller writes the manifest, then the ledger commits. A crash before the
 //! ledger commit leaves the ledger as it was, so the rerun computes the
 //! same statuses and delivers the same documents again (at-least-once,
@@ -18,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use stages::channel::{self, Receiver, Sender};
 use stages::dedupe::{self, AssembleStats, AssembledAsset, FindingOut, Merge, SpillStats};
@@ -25,8 +29,11 @@ use stages::ledger::{
     decide_asset, Decision, FixPolicy, Known, KnownAssets, KnownByAsset, KnownFindings, Ledger,
     LedgerError, RunRecord, Status,
 };
-use stages::sink::{Sink, SinkReport};
+use stages::sink::{DocBatch, Sink, SinkReport};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+
+use crate::sink_stage::{channel_snapshot, SinkStage};
+use crate::telemetry::RunMeter;
 
 /// The ETM field a finding is published under; a `FIXED` finding keeps it
 /// (also spelled out in `external_id_of`, as serde needs a literal).
@@ -37,6 +44,12 @@ const EXTERNAL_ID_FIELD: &str = "externalFindingId";
 const LEDGER_BATCH_FINDINGS: usize = 2048;
 /// Asset entries (each with its findings) queued for the ledger thread.
 const LEDGER_QUEUE: usize = 4096;
+/// Documents per batch sent to the sinks, and the bytes that close a batch
+/// early: few channel operations per document, little latency per batch.
+const SINK_BATCH_DOCS: usize = 64;
+const SINK_BATCH_BYTES: usize = 1 << 20;
+/// Documents queued for each sink: a slow sink holds at most this many.
+const SINK_QUEUE_DOCS: usize = 512;
 
 /// Why publishing stopped.
 #[derive(Debug, thiserror::Error)]
@@ -114,13 +127,6 @@ pub struct Settings {
     pub assets_complete: bool,
 }
 
-/// One destination and how it fared.
-struct Slot {
-    sink: Option<Box<dyn Sink>>,
-    name: &'static str,
-    error: Option<String>,
-}
-
 /// What the publish phase did.
 #[derive(Debug, Default)]
 pub struct Published {
@@ -143,6 +149,9 @@ pub struct Published {
     pub gone_documents: u64,
     /// Orphan assets published (findings without their asset record).
     pub orphan_documents: u64,
+    /// The sink stages' counters and their channels', for the manifest.
+    pub stages: BTreeMap<&'static str, serde_json::Value>,
+    pub channels: BTreeMap<&'static str, serde_json::Value>,
 }
 
 /// The ledger's share of one asset.
@@ -177,6 +186,7 @@ pub fn publish(
     run_id: &str,
     settings: Settings,
     unreadable: &Unreadable,
+    meter: &RunMeter,
     finish: impl FnOnce(&Published) -> Result<RunRecord, String>,
 ) -> Result<Published, PublishError> {
     let (parts, spill) = spilled;
@@ -192,17 +202,19 @@ pub fn publish(
         spill,
         ..Published::default()
     };
-    let slots = sinks
-        .into_iter()
-        .map(|s| Slot {
-            name: s.name(),
-            sink: Some(s),
-            error: None,
-        })
-        .collect();
 
     std::thread::scope(|scope| {
+        let mut slots = Vec::with_capacity(sinks.len());
+        for sink in sinks {
+            let name = sink.name();
+            let stage = SinkStage::spawn(scope, sink, SINK_QUEUE_DOCS)
+                .map_err(|e| PublishError::Sinks(format!("cannot start {name}: {e}")))?;
+            meter.stage(stage.stats());
+            meter.channel(stage.channel_stats());
+            slots.push(stage);
+        }
         let (tx, rx) = channel::bounded::<Vec<AssetWrites>>("ledger_writes", LEDGER_QUEUE);
+        meter.channel(tx.stats());
         let (ready_tx, ready_rx) = flume::bounded::<Result<(), String>>(1);
         let (commit_tx, commit_rx) = flume::bounded::<RunRecord>(1);
         let writer = std::thread::Builder::new()
@@ -218,6 +230,7 @@ pub fn publish(
             known,
             known_assets: known_assets.peekable(),
             slots,
+            pending: DocBatch::default(),
             ledger: tx,
             batch: Vec::new(),
             batch_findings: 0,
@@ -225,8 +238,15 @@ pub fn publish(
             out: &mut out,
         };
         let streamed = p.stream(&mut merge);
-        let Publisher { slots, ledger, .. } = p;
+        let Publisher {
+            mut slots, ledger, ..
+        } = p;
         drop(ledger);
+        // The sinks see the end of their input and finish writing while
+        // the ledger finishes applying.
+        for s in &mut slots {
+            s.close_input();
+        }
         if let Err(e) = streamed {
             drop(commit_tx);
             let _ = writer.join();
@@ -244,7 +264,7 @@ pub fn publish(
                 return Err(PublishError::LedgerWriter(join_error(writer.join())));
             }
         }
-        commit_sinks(slots, &mut out)?;
+        commit_sinks(slots, &mut out, meter)?;
         let run = finish(&out).map_err(PublishError::Finish)?;
         if !out.failed_sinks.is_empty() {
             // A sink failed: its output is incomplete, so this run's
@@ -272,15 +292,27 @@ fn join_error(r: std::thread::Result<Result<(), LedgerError>>) -> String {
     }
 }
 
-fn commit_sinks(slots: Vec<Slot>, out: &mut Published) -> Result<(), PublishError> {
-    for slot in slots {
-        match (slot.sink, slot.error) {
-            (Some(sink), None) => match sink.commit() {
-                Ok(r) => out.reports.push(r),
-                Err(e) => out.failed_sinks.push(format!("{}: {e}", slot.name)),
-            },
-            (_, Some(e)) => out.failed_sinks.push(format!("{}: {e}", slot.name)),
-            (None, None) => {}
+/// Commit every sink at once and wait for all; a sink that failed (now or
+/// while writing) is listed, the others' output stands.
+fn commit_sinks(
+    mut slots: Vec<SinkStage<'_>>,
+    out: &mut Published,
+    meter: &RunMeter,
+) -> Result<(), PublishError> {
+    for s in &mut slots {
+        s.release(true);
+    }
+    for s in slots {
+        let (name, stats, channel) = (s.name, s.stats().clone(), s.channel_stats().clone());
+        let result = s.join();
+        out.stages.insert(name, stats.snapshot());
+        out.channels.insert(name, channel_snapshot(&channel));
+        match result {
+            Ok(r) => out.reports.push(r),
+            Err(e) => {
+                meter.stage_error(name, "failed");
+                out.failed_sinks.push(labelled(name, &e));
+            }
         }
     }
     if out.reports.is_empty() && !out.failed_sinks.is_empty() {
@@ -343,12 +375,14 @@ fn ledger_worker(
 }
 
 /// The streaming half of publishing (the publish thread's state).
-struct Publisher<'a> {
+struct Publisher<'a, 's> {
     settings: Settings,
     unreadable: &'a Unreadable,
     known: KnownByAsset<KnownFindings>,
     known_assets: std::iter::Peekable<KnownAssets>,
-    slots: Vec<Slot>,
+    slots: Vec<SinkStage<'s>>,
+    /// Documents rendered but not yet handed to the sinks.
+    pending: DocBatch,
     ledger: Sender<Vec<AssetWrites>>,
     batch: Vec<AssetWrites>,
     batch_findings: usize,
@@ -356,13 +390,14 @@ struct Publisher<'a> {
     out: &'a mut Published,
 }
 
-impl Publisher<'_> {
+impl Publisher<'_, '_> {
     fn stream(&mut self, merge: &mut Merge) -> Result<(), PublishError> {
         while let Some(asset) = merge.next_asset()? {
             self.leave_known_before(Some(&asset.asset_id))?;
             self.asset(&asset)?;
         }
         self.leave_known_before(None)?;
+        self.send_documents()?;
         self.flush()
     }
 
@@ -549,32 +584,41 @@ impl Publisher<'_> {
         })
     }
 
-    /// The rendered document (in `self.doc`) to every sink still standing.
+    /// The rendered document (in `self.doc`) to every sink, in batches.
     fn write_document(&mut self, asset_id: &str) -> Result<(), PublishError> {
+        self.pending.push(asset_id.as_bytes(), &self.doc);
+        if self.pending.len() >= SINK_BATCH_DOCS || self.pending.bytes() >= SINK_BATCH_BYTES {
+            self.send_documents()?;
+        }
+        self.out.documents += 1;
+        stages::failpoint::hit("publish.document");
+        Ok(())
+    }
+
+    /// The pending batch to every sink; stops the run once no sink stands.
+    fn send_documents(&mut self) -> Result<(), PublishError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = Arc::new(std::mem::replace(
+            &mut self.pending,
+            DocBatch::with_capacity(SINK_BATCH_DOCS, 64 << 10),
+        ));
         let mut standing = 0;
-        for slot in &mut self.slots {
-            let Some(sink) = slot.sink.as_mut() else {
-                continue;
-            };
-            match sink.write(asset_id.as_bytes(), &self.doc) {
-                Ok(()) => standing += 1,
-                Err(e) => {
-                    tracing::error!(sink = slot.name, "sink failed, the others go on: {e}");
-                    slot.error = Some(e.to_string());
-                    slot.sink = None;
-                }
+        for s in &self.slots {
+            if s.failed().is_none() {
+                s.send(batch.clone());
+                standing += 1;
             }
         }
         if standing == 0 {
             let errors: Vec<String> = self
                 .slots
                 .iter()
-                .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.name)))
+                .filter_map(|s| s.failed().map(|e| labelled(s.name, &e)))
                 .collect();
             return Err(PublishError::Sinks(errors.join("; ")));
         }
-        self.out.documents += 1;
-        stages::failpoint::hit("publish.document");
         Ok(())
     }
 
@@ -596,6 +640,16 @@ impl Publisher<'_> {
         self.ledger
             .send_blocking(batch)
             .map_err(|_| PublishError::LedgerWriter("the ledger thread stopped".into()))
+    }
+}
+
+/// A sink's error named by the sink as users wrote it (`ndjson`, from its
+/// stage `sink_ndjson`), unless the error names it already.
+fn labelled(stage: &str, error: &str) -> String {
+    let name = stage.strip_prefix("sink_").unwrap_or(stage);
+    match error.strip_prefix(name) {
+        Some(rest) if rest.starts_with(':') => error.to_string(),
+        _ => format!("{name}: {error}"),
     }
 }
 
@@ -656,6 +710,13 @@ pub fn fixed_finding(vendor_id: &str, external_id: Option<&str>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sink_errors_name_their_sink_once() {
+        assert_eq!(labelled("sink_csv", "csv: disk full"), "csv: disk full");
+        assert_eq!(labelled("sink_csv", "disk full"), "csv: disk full");
+        assert_eq!(labelled("sink_csv", "csvx: a"), "csv: csvx: a");
+    }
 
     #[test]
     fn fixed_findings_keep_their_keys() {

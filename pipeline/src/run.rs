@@ -28,7 +28,7 @@ use stages::model::{DeadLetter, EtmRecord, RecordKind};
 use stages::page::{Page, PageVerdict};
 use stages::parse::{Parser, Repair};
 use stages::secret::Secret;
-use stages::sink::{DeadLetterWriter, NdjsonSink, Sink};
+use stages::sink::DeadLetterWriter;
 use stages::transform::{TransformStats, Transformer};
 use tokio_util::sync::CancellationToken;
 
@@ -131,6 +131,7 @@ fn sync_metered(
     );
     let started_text = started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let map = cfg.transform_map()?;
+    let sinks = crate::sinks::plan(cfg)?;
     let transformer = Arc::new(
         Transformer::new(map, cfg.scoring.clone())
             .map_err(|e| RunError::TransformMap(e.to_string()))?,
@@ -265,7 +266,7 @@ fn sync_metered(
     let mut recorded = false;
 
     if manifest.status != RunStatus::Failed {
-        match (spilled, open_sinks(cfg)) {
+        match (spilled, crate::sinks::open(&sinks, &out_dir, meter.scope())) {
             (None, _) => {
                 manifest.status = RunStatus::Failed;
                 manifest.error = Some("the spill stage left no partitions".into());
@@ -288,6 +289,7 @@ fn sync_metered(
                         assets_complete: status == RunStatus::Complete && kinds.assets,
                     },
                     &unreadable,
+                    meter,
                     |p| {
                         failpoint::hit("publish.sinks_committed");
                         if let Some(dlw) = dlw {
@@ -345,11 +347,6 @@ fn sync_metered(
     })
 }
 
-/// The sinks of this run, in the order they are written.
-fn open_sinks(cfg: &Config) -> Result<Vec<Box<dyn Sink>>, stages::sink::SinkError> {
-    Ok(vec![Box::new(NdjsonSink::create(&cfg.output.dir)?)])
-}
-
 /// Why this run fixes nothing, when it fixes nothing.
 fn fixing_note(
     status: RunStatus,
@@ -376,6 +373,10 @@ fn fill_published(m: &mut Manifest, p: &crate::publish::Published) {
     m.counts.unchanged_assets = p.unchanged_assets;
     m.counts.gone_assets = p.gone_assets;
     m.outputs = p.reports.clone();
+    m.stages
+        .extend(p.stages.iter().map(|(k, v)| (*k, v.clone())));
+    m.channels
+        .extend(p.channels.iter().map(|(k, v)| (*k, v.clone())));
 }
 
 fn end_manifest(m: &mut Manifest, started: Instant) {

@@ -25,6 +25,13 @@ impl<T> Weighted for Vec<T> {
     }
 }
 
+/// A batch shared by several channels (one per sink) weighs what it holds.
+impl<T: Weighted + ?Sized> Weighted for Arc<T> {
+    fn weight(&self) -> usize {
+        (**self).weight()
+    }
+}
+
 /// Counters of one channel, shared by all its ends.
 #[derive(Debug)]
 pub struct ChannelStats {

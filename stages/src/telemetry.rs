@@ -28,8 +28,8 @@ use metrics::{SharedString, Unit};
 pub const PREFIX: &str = "orca_etm_";
 
 /// The only label names a metric may carry.
-pub const LABELS: [&str; 8] = [
-    "profile", "stage", "channel", "model", "status", "reason", "sink", "version",
+pub const LABELS: [&str; 9] = [
+    "profile", "stage", "channel", "model", "status", "reason", "sink", "endpoint", "version",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,15 @@ pub const PARSE_REPAIRED: &str = "orca_etm_parse_repaired_values_total";
 pub const TRANSFORM_TRUNCATED: &str = "orca_etm_transform_truncated_total";
 pub const TRANSFORM_UNMAPPED: &str = "orca_etm_transform_unmapped_values_total";
 pub const TRANSFORM_INVALID: &str = "orca_etm_transform_invalid_values_total";
+// ── sinks (the Qualys webhook's own; every sink is also a stage) ─────────────
+pub const SINK_REQUESTS: &str = "orca_etm_sink_requests_total";
+pub const SINK_RETRIES: &str = "orca_etm_sink_retries_total";
+pub const SINK_DOCUMENTS_SENT: &str = "orca_etm_sink_documents_sent_total";
+pub const SINK_SENT_BYTES: &str = "orca_etm_sink_sent_bytes_total";
+pub const SINK_REQUEST_DURATION: &str = "orca_etm_sink_request_duration_seconds";
+pub const SINK_RATE_LIMIT_WAIT: &str = "orca_etm_sink_rate_limit_wait_seconds";
+pub const SINK_TOKEN_REFRESHES: &str = "orca_etm_sink_token_refreshes_total";
+pub const SINK_DEAD_LETTERS: &str = "orca_etm_sink_dead_letters_total";
 // ── serve ──────────────────────────────────────────────────────────────────
 pub const PROFILE_ACTIVE: &str = "orca_etm_profile_active";
 pub const SCHEDULE_NEXT_RUN: &str = "orca_etm_schedule_next_run_timestamp_seconds";
@@ -135,6 +144,9 @@ const P_STATUS: &[&str] = &["profile", "status"];
 const P_REASON: &[&str] = &["profile", "reason"];
 const P_MODEL: &[&str] = &["profile", "model"];
 const P_MODEL_REASON: &[&str] = &["profile", "model", "reason"];
+const P_SINK: &[&str] = &["profile", "sink"];
+const P_SINK_REASON: &[&str] = &["profile", "sink", "reason"];
+const P_SINK_ENDPOINT_STATUS: &[&str] = &["profile", "sink", "endpoint", "status"];
 
 const fn m(
     name: &'static str,
@@ -249,6 +261,22 @@ pub const METRICS: &[Metric] = &[
       "Values the transform map had no mapping for, by field (severity, patch, cloud_provider)."),
     m(TRANSFORM_INVALID, Counter, Unit::Count, P_REASON, Recorded,
       "Values the transform nulled because they could not be read, by kind (date, number, string, bool, ip, tags)."),
+    m(SINK_REQUESTS, Counter, Unit::Count, P_SINK_ENDPOINT_STATUS, Recorded,
+      "Requests of a webhook sink to the Qualys gateway, by endpoint (auth, sync) and HTTP status (error when none came back)."),
+    m(SINK_RETRIES, Counter, Unit::Count, P_SINK_REASON, Recorded,
+      "Webhook sink retries by cause (http_409, http_429, http_5xx, unauthorized, transport, asset_error)."),
+    m(SINK_DOCUMENTS_SENT, Counter, Unit::Count, P_SINK, Recorded,
+      "Documents the Qualys gateway accepted."),
+    m(SINK_SENT_BYTES, Counter, Unit::Bytes, P_SINK, Recorded,
+      "Request body bytes a webhook sink sent, retries included."),
+    histogram(SINK_REQUEST_DURATION, P_SINK, REQUEST_BUCKETS,
+      "Time of one webhook request to the Qualys gateway."),
+    histogram(SINK_RATE_LIMIT_WAIT, P_SINK, WAIT_BUCKETS,
+      "Time a webhook sink held a call for the gateway's rate limit."),
+    m(SINK_TOKEN_REFRESHES, Counter, Unit::Count, P_SINK_REASON, Recorded,
+      "Gateway tokens (JWT) fetched, by cause (first, expiry, unauthorized)."),
+    m(SINK_DEAD_LETTERS, Counter, Unit::Count, P_SINK, Recorded,
+      "Documents a webhook sink gave up on (written to its dead-letter file)."),
     m(PROFILE_ACTIVE, Gauge, Unit::Count, P, Recorded,
       "1 if a serve profile is active (scheduled), 0 if inactive."),
     m(SCHEDULE_NEXT_RUN, Gauge, Unit::Seconds, P, Recorded,
@@ -364,6 +392,15 @@ impl Scope {
 
     pub fn histogram(&self, name: &'static str) -> metrics::Histogram {
         metrics::histogram!(name, "profile" => self.profile())
+    }
+
+    pub fn histogram_with(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, SharedString)],
+    ) -> metrics::Histogram {
+        let labels = self.labels(labels);
+        metrics::histogram!(name, labels)
     }
 
     fn labels(&self, extra: &[(&'static str, SharedString)]) -> Vec<metrics::Label> {

@@ -69,6 +69,25 @@ impl AtomicFile {
     }
 }
 
+/// So writers that take `io::Write` (the CSV writer) write into it directly.
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = match &mut self.out {
+            Some(o) => o.write(buf)?,
+            None => return Err(std::io::Error::other("file already committed")),
+        };
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.out {
+            Some(o) => o.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.out.take().is_some() {

@@ -10,21 +10,31 @@ use super::{Sink, SinkError, SinkReport};
 pub const FILE_NAME: &str = "etm-assets.ndjson";
 
 pub struct NdjsonSink {
+    name: &'static str,
     file: AtomicFile,
     documents: u64,
 }
 
 impl NdjsonSink {
     pub fn create(dir: &Path) -> Result<NdjsonSink, SinkError> {
+        NdjsonSink::named("ndjson", dir)
+    }
+
+    /// A sink called `name` (logs, metrics, manifest) writing into `dir`.
+    pub fn named(name: &'static str, dir: &Path) -> Result<NdjsonSink, SinkError> {
         let path = dir.join(FILE_NAME);
-        let file = AtomicFile::create(&path).map_err(io(&path))?;
-        Ok(NdjsonSink { file, documents: 0 })
+        let file = AtomicFile::create(&path).map_err(io(name, &path))?;
+        Ok(NdjsonSink {
+            name,
+            file,
+            documents: 0,
+        })
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
+fn io<'a>(name: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SinkError + 'a {
     move |source| SinkError::Io {
-        sink: "ndjson",
+        sink: name,
         path: path.to_path_buf(),
         source,
     }
@@ -32,13 +42,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
 
 impl Sink for NdjsonSink {
     fn name(&self) -> &'static str {
-        "ndjson"
+        self.name
     }
 
     fn write(&mut self, _asset_id: &[u8], doc: &[u8]) -> Result<(), SinkError> {
         let path: PathBuf = self.file.path().to_path_buf();
-        self.file.write_all(doc).map_err(io(&path))?;
-        self.file.write_all(b"\n").map_err(io(&path))?;
+        self.file.write_all(doc).map_err(io(self.name, &path))?;
+        self.file.write_all(b"\n").map_err(io(self.name, &path))?;
         self.documents += 1;
         Ok(())
     }
@@ -47,12 +57,14 @@ impl Sink for NdjsonSink {
         let bytes = self.file.bytes();
         let documents = self.documents;
         let path = self.file.path().to_path_buf();
-        let done = self.file.commit().map_err(io(&path))?;
+        let name = self.name;
+        let done = self.file.commit().map_err(io(name, &path))?;
         Ok(SinkReport {
-            sink: "ndjson".into(),
+            sink: name.into(),
             documents,
             bytes,
             location: done.display().to_string(),
+            ..SinkReport::default()
         })
     }
 }
