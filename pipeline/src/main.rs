@@ -147,6 +147,11 @@ fn main() -> ExitCode {
             let pushgateway = metrics
                 .pushgateway
                 .or_else(|| cfg.metrics.pushgateway.clone());
+            if let Some(url) = &pushgateway {
+                if let Err(e) = pipeline::telemetry::push_url(url, &cfg.metrics.job, &cfg.profile) {
+                    return bad_config(&e.to_string());
+                }
+            }
             let exporter = match (listen.is_some() || pushgateway.is_some())
                 .then(pipeline::telemetry::install)
                 .transpose()
@@ -185,9 +190,18 @@ fn main() -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return bad_config(&e.to_string()),
             };
+            let pushgateway = metrics
+                .pushgateway
+                .or_else(|| cfg.base.metrics.pushgateway.clone());
+            for p in cfg.profiles.iter().filter(|_| pushgateway.is_some()) {
+                let url = pushgateway.as_deref().unwrap_or_default();
+                if let Err(e) = pipeline::telemetry::push_url(url, &cfg.base.metrics.job, &p.name) {
+                    return bad_config(&e.to_string());
+                }
+            }
             let opts = pipeline::serve::ServeOptions {
                 listen: metrics.metrics_listen,
-                pushgateway: metrics.pushgateway,
+                pushgateway,
                 shutdown: None,
                 handle_signals: true,
                 on_listening: None,
