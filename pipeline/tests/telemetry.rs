@@ -598,3 +598,28 @@ fn sync_metrics_listen_serves_metrics_while_the_run_goes_on() {
         "the listener goes away with the process"
     );
 }
+
+#[test]
+fn a_pushgateway_url_that_cannot_be_used_is_a_bad_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("orca-etm.toml");
+    std::fs::write(
+        &cfg_path,
+        config_text("http://127.0.0.1:9/api/", dir.path(), ""),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orca-etm"))
+        .args(["sync", "--progress", "off", "--config"])
+        .arg(&cfg_path)
+        .args(["--pushgateway", "ftp://ops:hunter2-secret@pg.example/"])
+        .env("ORCA_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pushgateway URL: use http:// or https://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
