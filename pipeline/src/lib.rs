@@ -2,6 +2,7 @@
 //! progress and the run manifest. The CLI (`orca-etm`) is a thin layer over
 //! [`run::sync`].
 
+pub mod alloc;
 pub mod check;
 pub mod config;
 pub mod demo;

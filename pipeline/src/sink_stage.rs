@@ -1,11 +1,13 @@
 //! A sink as a stage worker: one thread per sink, fed by its own metered
-//! bounded channel of shared document batches.
+//! bounded channel of shared batches of document parts.
 //!
 //! ```text
-//! publish ─Arc<DocBatch>─▶ sink_ndjson ──▶ NdjsonSink
-//!         ─Arc<DocBatch>─▶ sink_csv ─────▶ CsvSink
-//!         ─Arc<DocBatch>─▶ sink_qualys_webhook ─▶ QualysWebhookSink
+//! publish ─Arc<PartBatch>─▶ sink_ndjson ──▶ NdjsonSink
+//!         ─Arc<PartBatch>─▶ sink_csv ─────▶ CsvSink
+//!         ─Arc<PartBatch>─▶ sink_qualys_webhook ─▶ QualysWebhookSink
 //! ```
+//!
+//! The channels are bounded in KiB of parts (see [`PartBatch`]).
 //!
 //! A slow sink shows as its channel full, the publish thread blocked on it
 //! and its stage's utilization near 1. A sink that fails records why, drops
@@ -18,14 +20,14 @@ use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Instant;
 
 use stages::channel::{self, ChannelStats, Receiver, Sender};
-use stages::sink::{DocBatch, Sink, SinkReport};
+use stages::sink::{write_part, PartBatch, Sink, SinkReport};
 
 use crate::runtime::{Failure, StageStats};
 
 /// One running sink stage.
 pub struct SinkStage<'scope> {
     pub name: &'static str,
-    input: Option<Sender<Arc<DocBatch>>>,
+    input: Option<Sender<Arc<PartBatch>>>,
     commit: Option<flume::Sender<()>>,
     worker: ScopedJoinHandle<'scope, Result<SinkReport, String>>,
     stats: Arc<StageStats>,
@@ -40,14 +42,14 @@ pub fn stage_name(sink: &str) -> &'static str {
 }
 
 impl<'scope> SinkStage<'scope> {
-    /// Start `sink`'s worker in `scope`, behind a channel of `capacity_docs` documents.
+    /// Start `sink`'s worker in `scope`, behind a channel of `capacity_kib` KiB.
     pub fn spawn<'env>(
         scope: &'scope Scope<'scope, 'env>,
         sink: Box<dyn Sink>,
-        capacity_docs: usize,
+        capacity_kib: usize,
     ) -> std::io::Result<SinkStage<'scope>> {
         let name = stage_name(sink.name());
-        let (tx, rx) = channel::bounded::<Arc<DocBatch>>(name, capacity_docs);
+        let (tx, rx) = channel::bounded::<Arc<PartBatch>>(name, capacity_kib);
         let (commit_tx, commit_rx) = flume::bounded::<()>(1);
         let stats = StageStats::new(name, 1);
         let failure = Failure::default();
@@ -72,7 +74,7 @@ impl<'scope> SinkStage<'scope> {
 
     /// Queue a batch, blocking while the sink's channel is full. A sink
     /// that failed takes batches and drops them.
-    pub fn send(&self, batch: Arc<DocBatch>) {
+    pub fn send(&self, batch: Arc<PartBatch>) {
         if let Some(tx) = &self.input {
             // The worker drains until every sender is gone, so this fails
             // only if the worker thread itself is gone: that is a failure
@@ -123,7 +125,7 @@ impl<'scope> SinkStage<'scope> {
 fn work(
     name: &'static str,
     sink: Box<dyn Sink>,
-    rx: Receiver<Arc<DocBatch>>,
+    rx: Receiver<Arc<PartBatch>>,
     commit: flume::Receiver<()>,
     stats: &StageStats,
     failure: &Failure,
@@ -135,12 +137,13 @@ fn work(
             continue;
         };
         let t = Instant::now();
-        let mut written = 0u64;
         let mut error = None;
-        for (id, doc) in batch.iter() {
-            let wrote = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.write(id, doc)));
+        for part in batch.iter() {
+            let wrote = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                write_part(&mut **s, part)
+            }));
             match wrote {
-                Ok(Ok(())) => written += 1,
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     error = Some(e.to_string());
                     break;
@@ -151,7 +154,8 @@ fn work(
                 }
             }
         }
-        stats.record(batch.len() as u64, batch.bytes() as u64, written, t);
+        let docs = batch.documents() as u64;
+        stats.record(docs, batch.bytes() as u64, docs, t);
         if let Some(e) = error {
             tracing::error!(sink = name, "sink failed, the others go on: {e}");
             failure.set(e);
@@ -219,6 +223,8 @@ mod tests {
         fail_commit: bool,
         seen: u64,
         committed: Arc<AtomicU64>,
+        /// The document being received, as `id=asset` and its findings.
+        current: String,
     }
 
     impl TestSink {
@@ -234,6 +240,7 @@ mod tests {
                     fail_commit: false,
                     seen: 0,
                     committed: committed.clone(),
+                    current: String::new(),
                 },
                 got,
                 committed,
@@ -253,17 +260,22 @@ mod tests {
         fn name(&self) -> &'static str {
             self.name
         }
-        fn write(&mut self, asset_id: &[u8], doc: &[u8]) -> Result<(), SinkError> {
+        fn begin_document(&mut self, asset_id: &str, asset: &[u8]) -> Result<(), SinkError> {
+            self.current = format!("{asset_id}={}", String::from_utf8_lossy(asset));
+            Ok(())
+        }
+        fn finding(&mut self, finding: &[u8]) -> Result<(), SinkError> {
+            self.current.push_str(&String::from_utf8_lossy(finding));
+            Ok(())
+        }
+        fn end_document(&mut self) -> Result<(), SinkError> {
             self.seen += 1;
             if self.fail_at == Some(self.seen) {
                 return Err(failure("disk on fire"));
             }
             std::thread::sleep(self.delay);
-            self.got.lock().unwrap().push(format!(
-                "{}={}",
-                String::from_utf8_lossy(asset_id),
-                String::from_utf8_lossy(doc)
-            ));
+            let doc = std::mem::take(&mut self.current);
+            self.got.lock().unwrap().push(doc);
             Ok(())
         }
         fn commit(self: Box<Self>) -> Result<SinkReport, SinkError> {
@@ -279,13 +291,17 @@ mod tests {
         }
     }
 
-    fn batches(n: usize, per: usize) -> Vec<Arc<DocBatch>> {
+    fn batches(n: usize, per: usize) -> Vec<Arc<PartBatch>> {
         (0..n)
             .map(|b| {
-                let mut batch = DocBatch::default();
+                let mut batch = PartBatch::default();
                 for i in 0..per {
                     let id = format!("a{}", b * per + i);
-                    batch.push(id.as_bytes(), b"{}");
+                    batch.begin(&id, b"{}");
+                    if i % 2 == 1 {
+                        batch.finding(b"{\"f\":1}");
+                    }
+                    batch.end();
                 }
                 Arc::new(batch)
             })
@@ -320,6 +336,7 @@ mod tests {
             assert!(e.contains("disk on fire"), "{e}");
         });
         assert_eq!(good_got.lock().unwrap().len(), 150);
+        assert_eq!(good_got.lock().unwrap()[148], "a148={}{\"f\":1}");
         assert_eq!(good_got.lock().unwrap()[149], "a149={}");
         assert_eq!(bad_got.lock().unwrap().len(), 6);
         assert_eq!(good_commits.load(Ordering::SeqCst), 1);
@@ -360,7 +377,8 @@ mod tests {
             let stats = s.stats().clone();
             s.release(true);
             assert_eq!(s.join().unwrap().documents, 80);
-            assert_eq!(channel.sent_items(), 80);
+            // Bounded in KiB: each small batch weighs one.
+            assert_eq!(channel.sent_items(), 40);
             assert_eq!(channel.sent_batches(), 40);
             assert!(channel.blocked_seconds() > 0.0, "the sender never waited");
             assert_eq!(stats.items_in(), 80);

@@ -289,3 +289,77 @@ mod cli {
         assert!(text.contains("externalAssetId"));
     }
 }
+
+#[test]
+fn an_asset_too_large_to_keep_between_passes_is_published_whole_and_tracked() {
+    // Few assets, many findings: the heaviest asset carries megabytes of
+    // findings, which the publish phase reads twice from its run file
+    // instead of keeping them in memory.
+    let s = TenantSpec {
+        seed: 5,
+        assets: 12,
+        findings: 9_000,
+        orphan_findings: 0,
+        non_vm_findings: 0,
+        ..spec()
+    };
+    let expected = Tenant::new(s.clone()).expected().clone();
+    let fake = Fake::synthetic(s, 0.0, "");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&fake.url(), dir.path(), "");
+    let first = run(&cfg);
+    assert_eq!(first.manifest.status, RunStatus::Complete);
+    let path = out_file(dir.path(), "etm-assets.ndjson");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let big = text.lines().max_by_key(|l| l.len()).unwrap();
+    assert!(
+        big.len() > 2 << 20,
+        "the heaviest document is {} bytes",
+        big.len()
+    );
+    let docs = docs(&path);
+    assert_eq!(all_findings(&docs).len() as u64, expected.findings);
+    let vendor_ids = |d: &serde_json::Value| -> Vec<String> {
+        d["finding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                f["findingType"]["vulnerability"]["vendorId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let big: serde_json::Value = serde_json::from_str(big).unwrap();
+    let ids = vendor_ids(&big);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+    assert!(big["finding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["status"] == "NEW"));
+
+    // The ledger took every one of them: the next run sees them ACTIVE.
+    let second = run(&cfg);
+    assert_eq!(second.manifest.status, RunStatus::Complete);
+    assert_eq!(
+        second.manifest.counts.findings_by_status.get("ACTIVE"),
+        Some(&expected.findings)
+    );
+    let again = docs_of(&path, big["externalAssetId"].as_str().unwrap());
+    assert_eq!(vendor_ids(&again), ids);
+    assert!(again["finding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["status"] == "ACTIVE"));
+}
+
+fn docs_of(path: &std::path::Path, id: &str) -> serde_json::Value {
+    docs(path)
+        .into_iter()
+        .find(|d| d["externalAssetId"] == id)
+        .unwrap()
+}

@@ -33,12 +33,22 @@ fn the_manifest_shows_each_sink_as_a_stage_and_a_channel() {
     assert_eq!(stage["workers"], 1);
     assert_eq!(stage["items_in"], docs);
     assert_eq!(stage["items_out"], docs);
+    // The channel counts KiB of document parts, in batches of about 1 MiB.
     let channel = &out.manifest.channels["sink_ndjson"];
-    assert_eq!(channel["sent_items"], docs);
-    assert_eq!(channel["capacity"], 512);
-    // Batches of at most 64 documents.
+    assert_eq!(channel["capacity"], 4096);
+    let ndjson = std::fs::metadata(out_file(dir.path(), "etm-assets.ndjson"))
+        .unwrap()
+        .len();
+    let kib = channel["sent_items"].as_u64().unwrap();
+    // Parts are the file less its framing (`"finding":[`, commas, `]}`,
+    // newlines) plus the asset ids: within a tenth of it.
+    assert!(
+        kib * 1024 >= ndjson * 9 / 10 && kib * 1024 <= ndjson * 11 / 10,
+        "{kib} KiB for {ndjson} bytes"
+    );
+    // A batch closes once it holds 1 MiB.
     let batches = channel["sent_batches"].as_u64().unwrap();
-    assert_eq!(batches, docs.div_ceil(64));
+    assert_eq!(batches, (kib * 1024).div_ceil(1 << 20), "{kib} KiB");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use fixtures::qualys::{self, FakeQualys, GatewayConfig, GatewayFaults};
 use stages::secret::Secret;
 use stages::sink::qualys::{Credentials, WebhookConfig};
-use stages::sink::{QualysWebhookSink, Sink, SinkError};
+use stages::sink::{write_document, QualysWebhookSink, Sink, SinkError};
 
 const PW: &str = "pw-3e0c1b7d-do-not-print";
 
@@ -79,7 +79,7 @@ fn doc(i: usize) -> (String, Vec<u8>) {
 fn write_all(s: &mut QualysWebhookSink, n: usize) -> Result<(), SinkError> {
     for i in 0..n {
         let (id, d) = doc(i);
-        s.write(id.as_bytes(), &d)?;
+        write_document(s, &id, &d)?;
     }
     Ok(())
 }

@@ -30,6 +30,11 @@ pub fn write(w: &mut impl Write, tag: u8, a: &[u8], b: &[u8], c: &[u8]) -> io::R
     Ok(13 + (a.len() + b.len() + c.len()) as u64)
 }
 
+/// Bytes `f` takes in a file.
+pub fn size(f: &Frame) -> u64 {
+    13 + (f.a.len() + f.b.len() + f.c.len()) as u64
+}
+
 /// Read the next frame into `f`, reusing its buffers; `Ok(false)` at a clean end.
 pub fn read(r: &mut impl BufRead, f: &mut Frame) -> io::Result<bool> {
     let mut tag = [0u8; 1];

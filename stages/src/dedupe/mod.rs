@@ -18,7 +18,7 @@ pub mod render;
 pub mod spill;
 
 pub use assemble::{assemble_all, AssembleStats};
-pub use merge::{AssembledAsset, Merge};
+pub use merge::{AssembledAsset, AssetHead, Merge};
 pub use render::{render, render_document, FindingOut};
 pub use spill::{SpillStats, SpillWriter};
 

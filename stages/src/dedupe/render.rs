@@ -70,13 +70,24 @@ pub fn render_document<'a>(
 
 /// Copy a serialized JSON object without its closing brace, ready for more
 /// members (a trailing comma is added when it has any).
-fn open_object(doc: &mut Vec<u8>, obj: &[u8]) {
+pub fn open_object(doc: &mut Vec<u8>, obj: &[u8]) {
     let body = obj.trim_ascii_end();
     let body = body.strip_suffix(b"}").unwrap_or(body);
     doc.extend_from_slice(body);
     if body.trim_ascii() != b"{" {
         doc.push(b',');
     }
+}
+
+/// The asset object of an asset that only its findings named: its keys and
+/// the source, a complete JSON object.
+pub fn minimal_asset(id: &str) -> Vec<u8> {
+    let mut doc = Vec::with_capacity(2 * id.len() + 80);
+    minimal_document(&mut doc, id);
+    // `minimal_document` leaves the object open for more members.
+    doc.pop();
+    doc.push(b'}');
+    doc
 }
 
 /// The document of an asset that only its findings named.

@@ -163,3 +163,75 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, clean);
     }
 }
+
+#[test]
+fn findings_stream_once_read_again_from_disk_or_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DedupeConfig {
+        partitions: 2,
+        ..DedupeConfig::default()
+    };
+    let mut recs = vec![asset("a1"), asset("a2"), asset("a3")];
+    for a in ["a1", "a2", "a3"] {
+        for v in 0..50 {
+            recs.push(finding(a, &format!("{a}-v{v:03}"), ""));
+        }
+    }
+    let mut w = SpillWriter::create(&dir.path().join("spill"), cfg.partitions).unwrap();
+    for r in &recs {
+        w.write(r).unwrap();
+    }
+    let (parts, _) = w.finish().unwrap();
+    let (runs, _) = assemble_all(parts, &cfg, &dir.path().join("runs")).unwrap();
+    let mut merge = Merge::open(runs).unwrap();
+
+    // a1: read, then read again from its run file: the same, in order.
+    let h1 = merge.next_head().unwrap().unwrap();
+    assert_eq!((h1.asset_id.as_str(), h1.findings), ("a1", 50));
+    let mut first = Vec::new();
+    merge
+        .findings::<DedupeError>(|v, j| {
+            first.push((v.to_vec(), j.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    let mut again = Vec::new();
+    merge
+        .reread::<DedupeError>(&h1, |v, j| {
+            again.push((v.to_vec(), j.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(first.len(), 50);
+    assert_eq!(first, again);
+    assert_eq!(first[0].0, b"a1-v000");
+
+    // a2: its findings never read; the next head still comes right.
+    let h2 = merge.next_head().unwrap().unwrap();
+    assert_eq!(h2.asset_id, "a2");
+    let h3 = merge.next_head().unwrap().unwrap();
+    assert_eq!((h3.asset_id.as_str(), h3.findings), ("a3", 50));
+    let a3 = {
+        let mut n = 0;
+        merge
+            .findings::<DedupeError>(|v, _| {
+                assert!(v.starts_with(b"a3-"));
+                n += 1;
+                Ok(())
+            })
+            .unwrap();
+        n
+    };
+    assert_eq!(a3, 50);
+    // A skipped asset can still be read from disk.
+    let mut n2 = 0;
+    merge
+        .reread::<DedupeError>(&h2, |v, _| {
+            assert!(v.starts_with(b"a2-"));
+            n2 += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(n2, 50);
+    assert!(merge.next_head().unwrap().is_none());
+}

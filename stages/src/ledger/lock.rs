@@ -16,6 +16,13 @@ use fs4::fs_std::FileExt;
 
 use super::LedgerError;
 
+/// How long a held lock is waited for before the ledger is called busy. A
+/// run of this process that just ended may still hold it for a moment: a
+/// child process spawned (by another thread) between its `fork` and its
+/// `exec` holds a copy of every descriptor, the lock's too. A second sync
+/// still hears "busy" within this, not after its pull.
+pub(crate) const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Held for the life of a [`super::Ledger`]; closing the file releases it.
 #[derive(Debug)]
 pub(crate) struct WriterLock {
@@ -31,7 +38,7 @@ pub(crate) fn lock_path(db: &Path) -> PathBuf {
 
 impl WriterLock {
     /// Take the lock for the ledger at `db`, or fail with
-    /// [`LedgerError::Busy`] at once if anyone holds it.
+    /// [`LedgerError::Busy`] if anyone still holds it after [`GRACE`].
     pub(crate) fn acquire(db: &Path) -> Result<WriterLock, LedgerError> {
         let path = lock_path(db);
         let file = OpenOptions::new()
@@ -41,12 +48,20 @@ impl WriterLock {
             .write(true)
             .open(&path)
             .map_err(LedgerError::io(&path))?;
-        match FileExt::try_lock_exclusive(&file) {
-            Ok(true) => Ok(WriterLock { _file: file }),
-            Ok(false) => Err(LedgerError::Busy {
-                path: db.to_path_buf(),
-            }),
-            Err(e) => Err(LedgerError::io(&path)(e)),
+        let deadline = std::time::Instant::now() + GRACE;
+        loop {
+            match FileExt::try_lock_exclusive(&file) {
+                Ok(true) => return Ok(WriterLock { _file: file }),
+                Ok(false) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(false) => {
+                    return Err(LedgerError::Busy {
+                        path: db.to_path_buf(),
+                    })
+                }
+                Err(e) => return Err(LedgerError::io(&path)(e)),
+            }
         }
     }
 }

@@ -74,7 +74,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// checkpoints so one big run does not leave a WAL as big as the ledger.
 pub(crate) const WRITER_PRAGMAS: &str = "
 PRAGMA synchronous = NORMAL;
-PRAGMA cache_size = -32768;
+PRAGMA cache_size = -8192;
 PRAGMA journal_size_limit = 67108864;
 PRAGMA busy_timeout = 5000;
 ";

@@ -10,6 +10,7 @@ pub mod repair;
 pub mod split;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use simd_json::{Buffers, OwnedValue, Tape, INPUT_PADDING};
@@ -28,7 +29,14 @@ pub struct Parser {
     buffers: Buffers,
     scratch: Vec<u8>,
     tape: Option<Tape<'static>>,
+    /// A page read row by row parses each row into this.
+    row_scratch: Vec<u8>,
 }
+
+/// Pages larger than this are read row by row: a page's tape takes five to
+/// ten times its bytes (36 MiB for a 3.5 MiB page of assets), a row's a few
+/// KiB. Findings pages (about 1 MiB) are read whole, the fastest way.
+pub const WHOLE_PAGE_MAX: usize = 2 << 20;
 
 impl std::fmt::Debug for Parser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,12 +65,45 @@ enum Rows<'p> {
         /// Where the tape's allocation goes back for the next page.
         home: &'p mut Option<Tape<'static>>,
     },
-    /// The page cut into rows: the (mended) text of each readable object
-    /// row, each parsed again on its own when visited.
-    Cut {
-        rows: Vec<Vec<u8>>,
-        buffers: &'p mut Buffers,
+    /// The page read row by row: where each readable object row is (or its
+    /// mended text), each parsed again on its own when visited.
+    Each {
+        body: &'p [u8],
+        rows: Vec<RowText>,
+        reader: RowReader<'p>,
     },
+}
+
+/// Where a row's text is.
+enum RowText {
+    /// In the body, as it came.
+    At(Range<usize>),
+    /// Mended ([`repair`]).
+    Mended(Vec<u8>),
+}
+
+/// Parses one row at a time into reused buffers.
+struct RowReader<'p> {
+    buffers: &'p mut Buffers,
+    scratch: &'p mut Vec<u8>,
+    home: &'p mut Option<Tape<'static>>,
+}
+
+impl RowReader<'_> {
+    /// Parse `text` and hand its value to `f`; the parse error otherwise.
+    fn read<R>(&mut self, text: &[u8], f: impl FnOnce(TapeValue<'_>) -> R) -> Result<R, String> {
+        let scratch: &mut Vec<u8> = self.scratch;
+        scratch.clear();
+        scratch.extend_from_slice(text);
+        scratch.resize(text.len() + INPUT_PADDING, b' ');
+        let mut tape = self.home.take().unwrap_or_else(Tape::null).reset();
+        let out = match simd_json::fill_tape_padded(scratch, text.len(), self.buffers, &mut tape) {
+            Ok(()) => Ok(f(tape.as_value())),
+            Err(e) => Err(e.to_string()),
+        };
+        *self.home = Some(tape.reset());
+        out
+    }
 }
 
 /// A page as owned records (tests and tools; the pipeline visits rows in place).
@@ -89,24 +130,42 @@ impl Parser {
         &'p mut self,
         query: &Arc<QueryInfo>,
         offset: u64,
-        body: &[u8],
+        body: &'p [u8],
     ) -> ParsedPage<'p> {
         let body = body.strip_prefix(BOM).unwrap_or(body);
+        self.fit(body.len().min(WHOLE_PAGE_MAX));
         let Parser {
             buffers,
             scratch,
             tape: home,
+            row_scratch,
         } = self;
-        scratch.clear();
-        scratch.extend_from_slice(body);
-        scratch.resize(body.len() + INPUT_PADDING, b' ');
-        let mut tape = home.take().unwrap_or_else(Tape::null).reset();
-        match simd_json::fill_tape_padded(scratch, body.len(), buffers, &mut tape) {
-            Ok(()) => whole(query, offset, tape, home),
-            Err(_) => {
-                *home = Some(tape.reset());
-                by_rows(query, offset, body, buffers)
+        if body.len() <= WHOLE_PAGE_MAX {
+            scratch.clear();
+            scratch.extend_from_slice(body);
+            scratch.resize(body.len() + INPUT_PADDING, b' ');
+            let mut tape = home.take().unwrap_or_else(Tape::null).reset();
+            match simd_json::fill_tape_padded(scratch, body.len(), buffers, &mut tape) {
+                Ok(()) => return whole(query, offset, tape, home),
+                Err(_) => *home = Some(tape.reset()),
             }
+        }
+        let reader = RowReader {
+            buffers,
+            scratch: row_scratch,
+            home,
+        };
+        by_rows(query, offset, body, reader)
+    }
+
+    /// Let go of buffers a much larger page grew (an asset page's tape is
+    /// five times its 3 MiB), so a worker holds what the pages it reads
+    /// now need, not what the largest one once did.
+    fn fit(&mut self, len: usize) {
+        const SLACK: usize = 4;
+        let grown = |cap: usize| cap > SLACK * (len + INPUT_PADDING) && cap > 1 << 20;
+        if grown(self.scratch.capacity()) || grown(self.row_scratch.capacity()) {
+            *self = Parser::default();
         }
     }
 
@@ -159,17 +218,18 @@ impl<'p> ParsedPage<'p> {
                 }
                 *home = Some(tape.reset());
             }
-            Rows::Cut { rows, buffers } => {
-                let mut tape = Tape::null();
-                for mut row in rows {
-                    let len = row.len();
-                    row.resize(len + INPUT_PADDING, b' ');
-                    let mut t = tape.reset();
+            Rows::Each {
+                body,
+                rows,
+                mut reader,
+            } => {
+                for row in &rows {
+                    let text = match row {
+                        RowText::At(r) => &body[r.clone()],
+                        RowText::Mended(t) => t.as_slice(),
+                    };
                     // Each of these rows parsed once already.
-                    if simd_json::fill_tape_padded(&mut row, len, buffers, &mut t).is_ok() {
-                        f(t.as_value());
-                    }
-                    tape = t.reset();
+                    let _ = reader.read(text, &mut f);
                 }
             }
         }
@@ -293,8 +353,8 @@ fn whole<'p>(
 fn by_rows<'p>(
     query: &Arc<QueryInfo>,
     offset: u64,
-    body: &[u8],
-    buffers: &'p mut Buffers,
+    body: &'p [u8],
+    mut reader: RowReader<'p>,
 ) -> ParsedPage<'p> {
     let Some(layout) = split::layout(body) else {
         return malformed("the body is not a complete JSON answer (truncated or not JSON)");
@@ -324,20 +384,38 @@ fn by_rows<'p>(
     }));
     let mut readable = Vec::with_capacity(layout.rows.len());
     for range in layout.rows {
-        let raw = &body[range];
-        match read_mended(raw, &mut repairs) {
-            Ok((item, text)) => {
-                if page.count_row(query, offset, &item) {
-                    readable.push(text);
+        let raw = &body[range.clone()];
+        let first = match reader.read(raw, |v| page.count_row(query, offset, v)) {
+            Ok(true) => {
+                readable.push(RowText::At(range));
+                continue;
+            }
+            Ok(false) => continue,
+            Err(e) => e,
+        };
+        let mut mended = Vec::new();
+        let fixed = repair::repair(raw, &mut mended);
+        let read = match mended.is_empty() {
+            true => Err(first.clone()),
+            false => reader.read(&fixed, |v| page.count_row(query, offset, v)),
+        };
+        match read {
+            Ok(object) => {
+                for r in mended {
+                    *repairs.entry(r).or_default() += 1;
+                }
+                if object {
+                    readable.push(RowText::Mended(fixed));
                 }
             }
-            Err(e) => page.push_dead(query, offset, "invalid_json", e, raw, salvage_id(raw)),
+            Err(_) => page.push_dead(query, offset, "invalid_json", first, raw, salvage_id(raw)),
         }
     }
     page.repairs = repairs;
-    page.rows = Rows::Cut {
+    page.rows = Rows::Each {
+        body,
         rows: readable,
-        buffers,
+        reader,
     };
     page
 }

@@ -255,3 +255,43 @@ fn latest_first_seen_is_reported_when_asked() {
     assert_eq!(summary(&page).max_first_seen_ms, Some(1_711_800_000_000));
     assert_eq!(summary(&page).ids, vec!["a", "b", "c", "d"]);
 }
+
+#[test]
+fn pages_over_the_whole_page_limit_are_read_row_by_row_alike() {
+    // 600 rows of about 4 KiB: past WHOLE_PAGE_MAX, so read row by row.
+    let pad = "x".repeat(4000);
+    let rows: Vec<String> = (0..600)
+        .map(|i| match i {
+            // A lone surrogate, mended; and a row nothing can mend.
+            7 => format!(r#"{{"id":"r{i}","name":"bad \udc00 {pad}"}}"#),
+            9 => format!(r#"{{"id":"r{i}","name": tru, "x": [1,}}}}"#),
+            _ => format!(
+                r#"{{"id":"r{i}","name":"{pad}","data":{{"FirstSeen":{{"value":"2024-01-01T00:00:{:02}Z"}}}}}}"#,
+                i % 60
+            ),
+        })
+        .collect();
+    let body = format!(
+        r#"{{"status":"success","total_items":600,"data":[{}]}}"#,
+        rows.join(",")
+    );
+    assert!(body.len() > super::WHOLE_PAGE_MAX);
+    let mut q = (*query(RecordKind::Asset)).clone();
+    q.track_first_seen = true;
+    let page = Parser::new().parse_owned(&Arc::new(q), 100, body.as_bytes());
+    let s = summary(&page);
+    assert_eq!((s.rows, s.total_items, s.dead_letters), (600, Some(600), 1));
+    assert_eq!(s.ids.len(), 600);
+    assert_eq!(s.max_first_seen_ms, Some(1_704_067_259_000));
+    assert_eq!(page.records.len(), 599);
+    assert_eq!(page.records[0].item.get_str("id"), Some("r0"));
+    assert_eq!(page.records[599 - 1].item.get_str("id"), Some("r599"));
+    assert!(page.records[7]
+        .item
+        .get_str("name")
+        .unwrap()
+        .starts_with("bad \u{fffd}"));
+    assert_eq!(page.repairs.get(&Repair::LoneSurrogate), Some(&1));
+    assert_eq!(page.dead_letters[0].id.as_deref(), Some("r9"));
+    assert_eq!(page.dead_letters[0].offset, 100);
+}

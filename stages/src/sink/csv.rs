@@ -110,8 +110,6 @@ struct AssetFields {
     #[serde(rename = "networkInterfaces")]
     network_interfaces: Option<Value>,
     source: Option<Value>,
-    #[serde(default)]
-    finding: Option<Vec<Value>>,
 }
 
 /// Top-level fields `AssetFields` keeps; every `Source::Asset` column
@@ -129,8 +127,8 @@ const ASSET_FIELDS: &[&str] = &[
 ];
 
 impl AssetFields {
-    /// The kept fields as an object (for the columns' pointers), and the findings.
-    fn split(self) -> (Value, Vec<Value>) {
+    /// The kept fields as an object (for the columns' pointers).
+    fn into_value(self) -> Value {
         let values = [
             self.external_asset_id,
             self.source_native_key,
@@ -147,7 +145,7 @@ impl AssetFields {
             .zip(values)
             .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect();
-        (Value::Object(asset), self.finding.unwrap_or_default())
+        Value::Object(asset)
     }
 }
 
@@ -160,6 +158,15 @@ pub struct CsvSink {
     rows: u64,
     /// One row's fields, reused.
     row: Vec<String>,
+    /// The document being written.
+    current: Option<Current>,
+}
+
+/// The document being written: its asset's columns, its findings so far.
+struct Current {
+    asset_id: String,
+    columns: Value,
+    findings: u64,
 }
 
 impl CsvSink {
@@ -181,32 +188,54 @@ impl CsvSink {
             documents: 0,
             rows: 0,
             row: Vec::with_capacity(COLUMNS.len()),
+            current: None,
         })
     }
 
-    fn fill_row(&mut self, asset: &Value, finding: Option<&Value>) {
-        self.row.clear();
-        for (_, source) in COLUMNS {
-            let cell = match (source, finding) {
-                (Source::Asset(p), _) => asset.pointer(p).map(scalar).unwrap_or_default(),
-                (Source::Interfaces(field), _) => {
-                    let items = asset
-                        .get("networkInterfaces")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|i| i.get(*field));
-                    join(items, &self.separator)
-                }
-                (Source::Finding(p), Some(f)) => f.pointer(p).map(scalar).unwrap_or_default(),
-                (Source::FindingList(p), Some(f)) => {
-                    let items = f.pointer(p).and_then(Value::as_array).into_iter().flatten();
-                    join(items, &self.separator)
-                }
-                (_, None) => String::new(),
-            };
-            self.row.push(cell);
+    fn bad(&self, asset_id: &str, message: String) -> SinkError {
+        SinkError::Document {
+            sink: self.name,
+            asset_id: asset_id.to_string(),
+            message,
         }
+    }
+
+    fn write_row(&mut self, finding: Option<&Value>) -> Result<(), SinkError> {
+        let Some(cur) = &self.current else {
+            return Err(self.bad("", "a part outside a document".into()));
+        };
+        fill_row(&mut self.row, &self.separator, &cur.columns, finding);
+        self.out
+            .write_record(&self.row)
+            .map_err(csv_err(self.name, &self.path))?;
+        self.rows += 1;
+        Ok(())
+    }
+}
+
+/// One row's cells for `asset` and `finding` (none: the asset alone).
+fn fill_row(row: &mut Vec<String>, separator: &str, asset: &Value, finding: Option<&Value>) {
+    row.clear();
+    for (_, source) in COLUMNS {
+        let cell = match (source, finding) {
+            (Source::Asset(p), _) => asset.pointer(p).map(scalar).unwrap_or_default(),
+            (Source::Interfaces(field), _) => {
+                let items = asset
+                    .get("networkInterfaces")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i.get(*field));
+                join(items, separator)
+            }
+            (Source::Finding(p), Some(f)) => f.pointer(p).map(scalar).unwrap_or_default(),
+            (Source::FindingList(p), Some(f)) => {
+                let items = f.pointer(p).and_then(Value::as_array).into_iter().flatten();
+                join(items, separator)
+            }
+            (_, None) => String::new(),
+        };
+        row.push(cell);
     }
 }
 
@@ -249,31 +278,38 @@ impl Sink for CsvSink {
         self.name
     }
 
-    fn write(&mut self, asset_id: &[u8], doc: &[u8]) -> Result<(), SinkError> {
+    fn begin_document(&mut self, asset_id: &str, asset: &[u8]) -> Result<(), SinkError> {
         // Documents come from our own renderer; one that does not parse is
         // a bug upstream, and failing this sink says so louder than a row
         // quietly missing.
-        let fields: AssetFields = serde_json::from_slice(doc).map_err(|e| SinkError::Document {
-            sink: self.name,
-            asset_id: String::from_utf8_lossy(asset_id).into_owned(),
-            message: e.to_string(),
+        let fields: AssetFields =
+            serde_json::from_slice(asset).map_err(|e| self.bad(asset_id, e.to_string()))?;
+        self.current = Some(Current {
+            asset_id: asset_id.to_string(),
+            columns: fields.into_value(),
+            findings: 0,
+        });
+        Ok(())
+    }
+
+    fn finding(&mut self, finding: &[u8]) -> Result<(), SinkError> {
+        let f: Value = serde_json::from_slice(finding).map_err(|e| {
+            let id = self.current.as_ref().map_or("", |c| c.asset_id.as_str());
+            self.bad(id, e.to_string())
         })?;
-        let (asset, findings) = fields.split();
-        let path = self.path.clone();
-        if findings.is_empty() {
-            self.fill_row(&asset, None);
-            self.out
-                .write_record(&self.row)
-                .map_err(csv_err(self.name, &path))?;
-            self.rows += 1;
+        self.write_row(Some(&f))?;
+        if let Some(c) = self.current.as_mut() {
+            c.findings += 1;
         }
-        for f in &findings {
-            self.fill_row(&asset, Some(f));
-            self.out
-                .write_record(&self.row)
-                .map_err(csv_err(self.name, &path))?;
-            self.rows += 1;
+        Ok(())
+    }
+
+    fn end_document(&mut self) -> Result<(), SinkError> {
+        // An asset without findings still gets its row.
+        if self.current.as_ref().is_some_and(|c| c.findings == 0) {
+            self.write_row(None)?;
         }
+        self.current = None;
         self.documents += 1;
         Ok(())
     }
@@ -306,6 +342,7 @@ impl Sink for CsvSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::write_document;
 
     fn sink(dir: &Path, sep: &str) -> CsvSink {
         let cfg = CsvConfig {
@@ -321,9 +358,10 @@ mod tests {
     fn rows_are_quoted_by_rfc_4180_in_the_documented_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = sink(dir.path(), ";");
-        s.write(b"vm_1", DOC.as_bytes()).unwrap();
-        s.write(
-            b"vm_2",
+        write_document(&mut s, "vm_1", DOC.as_bytes()).unwrap();
+        write_document(
+            &mut s,
+            "vm_2",
             br#"{"externalAssetId":"vm_2","hostName":"bare","finding":[]}"#,
         )
         .unwrap();
@@ -350,7 +388,7 @@ mod tests {
     fn a_reader_reads_back_every_field() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = sink(dir.path(), "|");
-        s.write(b"vm_1", DOC.as_bytes()).unwrap();
+        write_document(&mut s, "vm_1", DOC.as_bytes()).unwrap();
         Box::new(s).commit().unwrap();
         let mut r = csv::Reader::from_path(dir.path().join(FILE_NAME)).unwrap();
         let headers = r.headers().unwrap().clone();
@@ -381,9 +419,9 @@ mod tests {
     fn nothing_appears_until_commit_and_bad_documents_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = sink(dir.path(), ";");
-        s.write(b"vm_1", DOC.as_bytes()).unwrap();
+        write_document(&mut s, "vm_1", DOC.as_bytes()).unwrap();
         assert!(!dir.path().join(FILE_NAME).exists());
-        let e = s.write(b"vm_x", b"{not json").unwrap_err();
+        let e = s.begin_document("vm_x", b"{not json").unwrap_err();
         assert!(
             matches!(&e, SinkError::Document { asset_id, .. } if asset_id == "vm_x"),
             "{e}"

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::atomic::AtomicFile;
 use super::{Sink, SinkError, SinkReport};
+use crate::dedupe::render::open_object;
 
 /// File name of the documents in the output folder.
 pub const FILE_NAME: &str = "etm-assets.ndjson";
@@ -13,6 +14,8 @@ pub struct NdjsonSink {
     name: &'static str,
     file: AtomicFile,
     documents: u64,
+    /// Findings written of the current document.
+    in_document: Option<u64>,
 }
 
 impl NdjsonSink {
@@ -28,7 +31,16 @@ impl NdjsonSink {
             name,
             file,
             documents: 0,
+            in_document: None,
         })
+    }
+}
+
+impl NdjsonSink {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        let name = self.name;
+        let path: PathBuf = self.file.path().to_path_buf();
+        self.file.write_all(bytes).map_err(io(name, &path))
     }
 }
 
@@ -45,10 +57,28 @@ impl Sink for NdjsonSink {
         self.name
     }
 
-    fn write(&mut self, _asset_id: &[u8], doc: &[u8]) -> Result<(), SinkError> {
-        let path: PathBuf = self.file.path().to_path_buf();
-        self.file.write_all(doc).map_err(io(self.name, &path))?;
-        self.file.write_all(b"\n").map_err(io(self.name, &path))?;
+    fn begin_document(&mut self, _asset_id: &str, asset: &[u8]) -> Result<(), SinkError> {
+        let mut head = Vec::with_capacity(asset.len() + 16);
+        open_object(&mut head, asset);
+        head.extend_from_slice(b"\"finding\":[");
+        self.put(&head)?;
+        self.in_document = Some(0);
+        Ok(())
+    }
+
+    fn finding(&mut self, finding: &[u8]) -> Result<(), SinkError> {
+        let n = self.in_document.unwrap_or(0);
+        if n > 0 {
+            self.put(b",")?;
+        }
+        self.put(finding)?;
+        self.in_document = Some(n + 1);
+        Ok(())
+    }
+
+    fn end_document(&mut self) -> Result<(), SinkError> {
+        self.put(b"]}\n")?;
+        self.in_document = None;
         self.documents += 1;
         Ok(())
     }

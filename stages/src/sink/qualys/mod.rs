@@ -29,7 +29,7 @@ pub use profile::PayloadProfile;
 
 use self::client::{Gateway, Sent};
 use self::metrics::SinkMetrics;
-use self::profile::AssetEntry;
+use self::profile::{AssetEntry, EntryBuilder};
 use super::atomic::AtomicFile;
 use super::config::{intern, SinkConfig};
 use super::{Sink, SinkError, SinkReport};
@@ -52,6 +52,8 @@ pub struct QualysWebhookSink {
     asset_retries: u32,
     pending: VecDeque<AssetEntry>,
     pending_bytes: usize,
+    /// The document being received.
+    current: Option<(String, EntryBuilder)>,
     dead: AtomicFile,
     dead_path: PathBuf,
     dead_letters: u64,
@@ -94,6 +96,7 @@ impl QualysWebhookSink {
             asset_retries: cfg.asset_retries,
             pending: VecDeque::new(),
             pending_bytes: 0,
+            current: None,
             dead,
             dead_path,
             dead_letters: 0,
@@ -107,6 +110,14 @@ impl QualysWebhookSink {
     fn fail(&self, message: String) -> SinkError {
         SinkError::Delivery {
             sink: self.name,
+            message,
+        }
+    }
+
+    fn bad(&self, asset_id: &str, message: String) -> SinkError {
+        SinkError::Document {
+            sink: self.name,
+            asset_id: asset_id.to_string(),
             message,
         }
     }
@@ -215,16 +226,31 @@ impl Sink for QualysWebhookSink {
         self.name
     }
 
-    fn write(&mut self, asset_id: &[u8], doc: &[u8]) -> Result<(), SinkError> {
-        let id = String::from_utf8_lossy(asset_id);
-        let entry = self
+    fn begin_document(&mut self, asset_id: &str, asset: &[u8]) -> Result<(), SinkError> {
+        let builder = self
             .profile
-            .asset_entry(&id, doc)
-            .map_err(|message| SinkError::Document {
-                sink: self.name,
-                asset_id: id.into_owned(),
-                message,
-            })?;
+            .begin(asset_id, asset)
+            .map_err(|message| self.bad(asset_id, message))?;
+        self.current = Some((asset_id.to_string(), builder));
+        Ok(())
+    }
+
+    fn finding(&mut self, finding: &[u8]) -> Result<(), SinkError> {
+        let Some((id, builder)) = self.current.as_mut() else {
+            return Err(self.bad("", "a finding outside a document".into()));
+        };
+        if let Err(message) = builder.finding(finding) {
+            let id = id.clone();
+            return Err(self.bad(&id, message));
+        }
+        Ok(())
+    }
+
+    fn end_document(&mut self) -> Result<(), SinkError> {
+        let Some((_, builder)) = self.current.take() else {
+            return Err(self.bad("", "a document end outside a document".into()));
+        };
+        let entry = builder.finish();
         self.pending_bytes += entry.json.len();
         self.pending.push_back(entry);
         self.documents += 1;

@@ -70,17 +70,12 @@ impl PayloadProfile {
         PROFILES.iter().map(|p| p.name).collect()
     }
 
-    /// The `assetData[]` entry of one ETM document.
-    pub fn asset_entry(&self, asset_id: &str, doc: &[u8]) -> Result<AssetEntry, String> {
-        let Value::Object(mut core) =
-            serde_json::from_slice::<Value>(doc).map_err(|e| e.to_string())?
+    /// Start the `assetData[]` entry of a document from its asset part.
+    pub fn begin(&'static self, asset_id: &str, asset: &[u8]) -> Result<EntryBuilder, String> {
+        let Value::Object(core) =
+            serde_json::from_slice::<Value>(asset).map_err(|e| e.to_string())?
         else {
-            return Err("the document is not a JSON object".into());
-        };
-        let findings = match core.remove("finding") {
-            Some(Value::Array(f)) => f,
-            None | Some(Value::Null) => Vec::new(),
-            Some(_) => return Err("`finding` is not a list".into()),
+            return Err("the asset is not a JSON object".into());
         };
         let identity = identity(&core, asset_id);
         let key = identity
@@ -88,22 +83,63 @@ impl PayloadProfile {
             .and_then(Value::as_str)
             .unwrap_or(asset_id)
             .to_string();
-        let n = findings.len();
-        let findings: Vec<Value> = match self.finding_shape {
-            FindingShape::Etm => findings,
-            FindingShape::FlatVulnerability => findings.into_iter().map(flatten).collect(),
-        };
-        let mut entry = Map::new();
-        entry.insert("identityAttributes".into(), Value::Object(identity));
-        entry.insert("coreAttributes".into(), Value::Object(core));
-        entry.insert(self.findings_key.into(), Value::Array(findings));
-        let json = serde_json::to_vec(&Value::Object(entry)).map_err(|e| e.to_string())?;
-        Ok(AssetEntry {
-            key,
-            json,
-            findings: n,
-            refusals: 0,
+        let mut json = Vec::with_capacity(asset.len() + 512);
+        json.extend_from_slice(b"{\"identityAttributes\":");
+        serde_json::to_writer(&mut json, &identity).map_err(|e| e.to_string())?;
+        // The asset part as rendered: no second copy of it in values.
+        json.extend_from_slice(b",\"coreAttributes\":");
+        json.extend_from_slice(asset);
+        json.extend_from_slice(b",\"");
+        json.extend_from_slice(self.findings_key.as_bytes());
+        json.extend_from_slice(b"\":[");
+        Ok(EntryBuilder {
+            profile: self,
+            entry: AssetEntry {
+                key,
+                json,
+                findings: 0,
+                refusals: 0,
+            },
         })
+    }
+
+    /// The `assetData[]` entry of one whole ETM document (tests, tools).
+    pub fn asset_entry(&'static self, asset_id: &str, doc: &[u8]) -> Result<AssetEntry, String> {
+        let (asset, findings) = crate::sink::split_document(doc)?;
+        let mut b = self.begin(asset_id, &asset)?;
+        for f in &findings {
+            b.finding(f)?;
+        }
+        Ok(b.finish())
+    }
+}
+
+/// An `assetData[]` entry being built, finding by finding.
+pub struct EntryBuilder {
+    profile: &'static PayloadProfile,
+    entry: AssetEntry,
+}
+
+impl EntryBuilder {
+    pub fn finding(&mut self, finding: &[u8]) -> Result<(), String> {
+        let json = &mut self.entry.json;
+        if self.entry.findings > 0 {
+            json.push(b',');
+        }
+        match self.profile.finding_shape {
+            FindingShape::Etm => json.extend_from_slice(finding),
+            FindingShape::FlatVulnerability => {
+                let f: Value = serde_json::from_slice(finding).map_err(|e| e.to_string())?;
+                serde_json::to_writer(&mut *json, &flatten(f)).map_err(|e| e.to_string())?;
+            }
+        }
+        self.entry.findings += 1;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> AssetEntry {
+        self.entry.json.extend_from_slice(b"]}");
+        self.entry
     }
 }
 
