@@ -61,8 +61,8 @@ fn a_slow_sink_shows_as_a_full_channel_a_blocked_sender_and_a_busy_stage() {
     let orca = Fake::synthetic(
         TenantSpec {
             seed: 9,
-            assets: 1_200,
-            findings: 2_400,
+            assets: 2_000,
+            findings: 40_000,
             odd_share: 0.0,
             over_limit_share: 0.0,
             orphan_findings: 0,
@@ -71,17 +71,19 @@ fn a_slow_sink_shows_as_a_full_channel_a_blocked_sender_and_a_busy_stage() {
         0.0,
         "",
     );
-    // Every call to the gateway takes 50 ms, for 10 documents: the webhook
-    // delivers 200 documents a second, the publish thread renders thousands.
+    // Every call to the gateway takes 100 ms, for 40 documents (~17 KiB
+    // each): the webhook takes about 7 MiB a second, the publish thread
+    // renders several times that, and the ~35 MiB of documents are far more
+    // than a sink channel holds (4 MiB).
     let gw = Gateway::start("", |c| {
-        c.latency = Duration::from_millis(50);
+        c.latency = Duration::from_millis(100);
         c.calls_per_window = 0;
     });
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "profile = \"{PROFILE}\"\n{}{}",
         config_text(&orca.url(), dir.path(), ""),
-        sinks_text(dir.path(), &gw.url(), "batch_assets = 10")
+        sinks_text(dir.path(), &gw.url(), "batch_assets = 40")
     );
     let cfg = pipeline::config::Config::parse(&text).unwrap();
 
@@ -118,9 +120,34 @@ fn a_slow_sink_shows_as_a_full_channel_a_blocked_sender_and_a_busy_stage() {
         publishing.len()
     );
 
+    if std::env::var_os("BACKPRESSURE_TRACE").is_some() {
+        for s in &publishing {
+            eprintln!(
+                "{:5.2}s fill {SLOW} {:.2} {FAST} {:.2} blocked {:.2} busy {:.2} queued {} cap {}",
+                s.at,
+                s.fill(SLOW),
+                s.fill(FAST),
+                s.channel(t::CHANNEL_BLOCKED, SLOW),
+                s.stage(t::STAGE_BUSY, SLOW),
+                s.channel(t::CHANNEL_QUEUED, SLOW),
+                s.channel(t::CHANNEL_CAPACITY, SLOW),
+            );
+        }
+    }
     // The channel in front of the slow sink near capacity, the fast one's
-    // near empty, at the same moments.
-    let full: Vec<&&Scrape> = publishing.iter().filter(|s| s.fill(SLOW) >= 0.8).collect();
+    // near empty, at the same moments. Near: within one batch of it (the
+    // channel weighs KiB, a batch is up to 1 MiB, and a sender waits for
+    // room for its whole batch).
+    let ch = &out.manifest.channels[SLOW];
+    let batch_kib = ch["sent_items"].as_f64().unwrap() / ch["sent_batches"].as_f64().unwrap();
+    let near_full = |s: &Scrape| {
+        let (queued, cap) = (
+            s.channel(t::CHANNEL_QUEUED, SLOW),
+            s.channel(t::CHANNEL_CAPACITY, SLOW),
+        );
+        queued >= 0.5 * cap && queued + 1.5 * batch_kib >= cap
+    };
+    let full: Vec<&&Scrape> = publishing.iter().filter(|s| near_full(s)).collect();
     assert!(
         full.len() * 2 >= publishing.len(),
         "the slow sink's channel was near capacity in {} of {} scrapes",
@@ -161,7 +188,7 @@ fn a_slow_sink_shows_as_a_full_channel_a_blocked_sender_and_a_busy_stage() {
     let slow_util = (busy(last, SLOW) - busy(first, SLOW)) / window;
     let fast_util = (busy(last, FAST) - busy(first, FAST)) / window;
     eprintln!(
-        "{} scrapes publishing, {} with {SLOW} ≥ 80% full; over {window:.1}s: \
+        "{} scrapes publishing, {} with {SLOW} within a batch of capacity; over {window:.1}s: \
          {SLOW} blocked {:.2}s, utilization {slow_util:.2}; {FAST} fill {:.2}, utilization {fast_util:.2}",
         publishing.len(),
         full.len(),
@@ -182,5 +209,10 @@ fn a_slow_sink_shows_as_a_full_channel_a_blocked_sender_and_a_busy_stage() {
         .unwrap();
     assert!((end.channel(t::CHANNEL_BLOCKED, SLOW) - m_blocked).abs() < 0.01);
     assert_eq!(end.channel(t::CHANNEL_QUEUED, SLOW), 0.0);
-    assert_eq!(gw.gw().accepted().len(), 1_200);
+    assert_eq!(gw.gw().accepted().len(), 2_000);
+    let doc_bytes = out.manifest.channels[SLOW]["sent_items"].as_f64().unwrap();
+    assert!(
+        doc_bytes > 4.0 * 4096.0,
+        "{doc_bytes} KiB: more than the channel holds"
+    );
 }
