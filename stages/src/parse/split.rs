@@ -118,20 +118,23 @@ impl Scanner<'_> {
             b'{' | b'[' => {
                 let mut depth = 0usize;
                 loop {
-                    match self.peek()? {
+                    // Jump to the next byte that matters; most bytes of a row
+                    // are inside strings or between structural characters.
+                    let rest = self.b.get(self.i..)?;
+                    self.i += rest.iter().position(|&c| STRUCTURAL[c as usize])?;
+                    match self.b[self.i] {
                         b'"' => {
                             self.string()?;
                             continue;
                         }
                         b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
+                        _ => {
                             depth = depth.checked_sub(1)?;
                             if depth == 0 {
                                 self.i += 1;
                                 return Some(());
                             }
                         }
-                        _ => {}
                     }
                     self.i += 1;
                 }
@@ -174,8 +177,19 @@ impl Scanner<'_> {
 }
 
 fn memchr2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == a || c == b)
+    memchr::memchr2(a, b, hay)
 }
+
+/// The bytes a container scan stops at: quotes and brackets.
+const STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
 
 #[cfg(test)]
 mod tests {
