@@ -404,6 +404,7 @@ struct Publisher<'a, 's> {
 /// The second pass over one asset's findings: its decisions in vendor id
 /// order, a seen finding's being the next of the asset's findings.
 struct Pass {
+    asset_id: String,
     decisions: std::iter::Peekable<std::vec::IntoIter<Decision>>,
     /// Publish the document (not an unchanged asset of a delta run).
     emit: bool,
@@ -549,7 +550,8 @@ impl Publisher<'_, '_> {
             }
         }
         let mut pass = Pass {
-            writes: Vec::with_capacity(decisions.len()),
+            asset_id: head.asset_id.clone(),
+            writes: Vec::with_capacity(decisions.len().min(LEDGER_BATCH_FINDINGS)),
             decisions: decisions.into_iter().peekable(),
             emit,
         };
@@ -617,7 +619,23 @@ impl Publisher<'_, '_> {
             fingerprint: d.fingerprint,
             external_id,
         });
-        Ok(())
+        self.queue_part_of(pass)
+    }
+
+    /// A large asset's writes go to the ledger in batches as they come,
+    /// its document's fingerprint with the last one.
+    fn queue_part_of(&mut self, pass: &mut Pass) -> Result<(), PublishError> {
+        if pass.writes.len() < LEDGER_BATCH_FINDINGS {
+            return Ok(());
+        }
+        let findings =
+            std::mem::replace(&mut pass.writes, Vec::with_capacity(LEDGER_BATCH_FINDINGS));
+        self.queue(AssetWrites {
+            asset_id: pass.asset_id.clone(),
+            findings,
+            doc: None,
+            gone: false,
+        })
     }
 
     /// A known finding this run did not read: published FIXED when decided so.
@@ -632,7 +650,7 @@ impl Publisher<'_, '_> {
             fingerprint: d.fingerprint,
             external_id: None,
         });
-        Ok(())
+        self.queue_part_of(pass)
     }
 
     /// A FIXED finding into the current document (when it is published).

@@ -66,7 +66,9 @@ impl Merge {
         };
         for (i, path) in m.runs.iter().enumerate() {
             let f = File::open(path).map_err(DedupeError::io(path))?;
-            let mut r = BufReader::with_capacity(32 << 10, f);
+            // Small: a large tenant merges hundreds of run files at once,
+            // each read sequentially (the OS reads ahead anyway).
+            let mut r = BufReader::with_capacity(8 << 10, f);
             let mut head = frame::Frame::default();
             if frame::read(&mut r, &mut head).map_err(DedupeError::io(path))? {
                 m.pos[i] = frame::size(&head);
