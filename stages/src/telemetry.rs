@@ -232,7 +232,7 @@ pub const METRICS: &[Metric] = &[
     m(FETCH_READ_ITEMS, Gauge, Unit::Count, P_MODEL, Recorded,
       "Distinct items read for a model's query in the last run (to compare with total_items)."),
     m(FETCH_PARTITIONS_SPLIT, Counter, Unit::Count, P_MODEL_REASON, Recorded,
-      "Partitions split because they exceeded the paging cap (over_cap) or rows shifted under the walk (rows_shifted)."),
+      "Queries read past the paging cap: in FirstSeen stretches (over_cap_keyset), or split into partitions that each fit (over_cap), or split because rows shifted under the walk (rows_shifted)."),
     m(RUN_STATUS, Gauge, Unit::Count, P_STATUS, Recorded,
       "1 for the status of the current or last run (running, complete, partial, failed), 0 for the others."),
     m(RUNS, Counter, Unit::Count, P_STATUS, Recorded,

@@ -365,4 +365,19 @@ async fn stretches_that_cannot_move_on_fall_back_to_splitting() {
     assert_eq!(v.split_reason.as_deref(), Some("over_cap"));
     assert_eq!(v.children_total, Some(12_000));
     assert!(rep.query("VulnerabilityV2[severity=HIGH]").is_some());
+    // The stretches it read are superseded by the split: the items read
+    // once each are the split's leaves.
+    let stretches: Vec<_> = rep
+        .queries
+        .iter()
+        .filter(|q| q.label.contains("first_seen"))
+        .collect();
+    assert!(!stretches.is_empty() && stretches.iter().all(|q| q.superseded));
+    let read: u64 = rep
+        .queries
+        .iter()
+        .filter(|q| q.model == "VulnerabilityV2" && !q.split && !q.superseded)
+        .map(|q| q.unique_ids)
+        .sum();
+    assert_eq!(read, 12_000);
 }

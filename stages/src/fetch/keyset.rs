@@ -54,6 +54,22 @@ pub struct Totals {
 /// Walk `part` (of `total` items, over the cap) stretch by stretch. Every
 /// stretch is reported on its own in the run's report.
 pub async fn walk_past_cap(st: &RunState, part: &Partition, total: u64) -> Keyset {
+    let mut reports = Vec::new();
+    let outcome = walk_stretches(st, part, total, &mut reports).await;
+    let superseded = matches!(outcome, Keyset::GaveUp(..));
+    for mut r in reports {
+        r.superseded = superseded;
+        st.push_report(r);
+    }
+    outcome
+}
+
+async fn walk_stretches(
+    st: &RunState,
+    part: &Partition,
+    total: u64,
+    reports: &mut Vec<QueryReport>,
+) -> Keyset {
     let mut t = Totals::default();
     let mut from: Option<i64> = None;
     let mut prev: HashSet<String> = HashSet::new();
@@ -65,7 +81,7 @@ pub async fn walk_past_cap(st: &RunState, part: &Partition, total: u64) -> Keyse
         t.rows += w.rows;
         t.new_items += w.unique;
         t.duplicates += w.duplicates;
-        st.push_report(QueryReport {
+        reports.push(QueryReport {
             label: stretch.label(),
             model: stretch.model.clone(),
             kind: super::run::kind_name(stretch.kind).to_string(),

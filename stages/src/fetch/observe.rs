@@ -51,7 +51,7 @@ impl FetchMetrics {
                 .increment(0);
         }
         for p in plan {
-            for reason in ["over_cap", "rows_shifted"] {
+            for reason in ["over_cap", "over_cap_keyset", "rows_shifted"] {
                 let labels = [
                     ("model", SharedString::from(p.model.clone())),
                     ("reason", lv(reason)),
@@ -127,7 +127,7 @@ impl FetchMetrics {
         for q in &report.queries {
             // Leaves: partitions not cut further, and the stretches of a
             // walk past the cap (each reports only the ids new to it).
-            if !q.split {
+            if !q.split && !q.superseded {
                 *read.entry(q.model.as_str()).or_default() += q.unique_ids;
             }
             if q.label == q.model && !q.complete {

@@ -29,6 +29,10 @@ pub struct QueryReport {
     pub split_reason: Option<String>,
     /// Sum of the children's `total_items`, for a split parent.
     pub children_total: Option<u64>,
+    /// A stretch of a walk past the cap that gave up: the split that
+    /// replaced the walk read its items again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

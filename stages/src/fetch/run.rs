@@ -190,6 +190,7 @@ fn process(
             WalkEnd::OverCap(t) if st.cfg.over_cap == OverCap::Keyset && part.keyset.is_none() => {
                 let t = *t;
                 tracing::info!(query = %rep.label, total = t, "over the paging cap: reading on in FirstSeen order");
+                st.metrics.split(&part.model, "over_cap_keyset");
                 let ks = {
                     // The stretches are this partition's walk: they hold its slot.
                     let Ok(_permit) = st.walkers.acquire().await else {
