@@ -220,7 +220,7 @@ pub fn publish(
         let (tx, rx) = channel::bounded::<LedgerBatch>("ledger_writes", LEDGER_QUEUE_FINDINGS);
         meter.channel(tx.stats());
         let (ready_tx, ready_rx) = flume::bounded::<Result<(), String>>(1);
-        let (commit_tx, commit_rx) = flume::bounded::<RunRecord>(1);
+        let (commit_tx, commit_rx) = flume::bounded::<(RunRecord, Vec<String>)>(1);
         let writer = std::thread::Builder::new()
             .name("ledger".into())
             .spawn_scoped(scope, move || {
@@ -276,7 +276,14 @@ pub fn publish(
             let _ = writer.join();
             return Ok(out);
         }
-        if commit_tx.send(run).is_err() {
+        // Documents a sink could not deliver are forgotten, so the next run
+        // (a delta one too) sends them again.
+        let undelivered: Vec<String> = out
+            .reports
+            .iter()
+            .flat_map(|r| r.undelivered.iter().cloned())
+            .collect();
+        if commit_tx.send((run, undelivered)).is_err() {
             return Err(PublishError::LedgerWriter(join_error(writer.join())));
         }
         match writer.join() {
@@ -340,7 +347,7 @@ fn ledger_worker(
     run_id: &str,
     rx: Receiver<LedgerBatch>,
     ready: flume::Sender<Result<(), String>>,
-    commit: flume::Receiver<RunRecord>,
+    commit: flume::Receiver<(RunRecord, Vec<String>)>,
 ) -> Result<(), LedgerError> {
     let mut w = match ledger.start_commit(run_id) {
         Ok(w) => w,
@@ -380,7 +387,12 @@ fn ledger_worker(
     stages::failpoint::hit("ledger.applied");
     let _ = ready.send(Ok(()));
     match commit.recv() {
-        Ok(run) => w.finish(&run),
+        Ok((run, undelivered)) => {
+            for asset_id in &undelivered {
+                w.forget_document(asset_id)?;
+            }
+            w.finish(&run)
+        }
         // Not told to commit: dropping the writer rolls the run back.
         Err(_) => Ok(()),
     }

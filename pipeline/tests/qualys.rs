@@ -301,6 +301,22 @@ fn an_asset_refused_every_time_becomes_a_dead_letter_with_the_reason() {
     assert_eq!(lines[0]["reason"], "duplicate instance id");
     assert_eq!(lines[0]["attempts"], 3);
     assert_eq!(lines[0]["sink"], "qualys_webhook");
+
+    // The ledger forgot the undelivered document: a delta run over the
+    // unchanged tenant, to a gateway that now takes it, sends it and only it.
+    let healthy = Gateway::start("", |_| {});
+    let mut delta = cfg(&orca, &healthy, dir.path(), "");
+    delta.delta = true;
+    let again = run(&delta);
+    assert_eq!(again.manifest.status, RunStatus::Complete);
+    assert!(again.manifest.delta);
+    let sent: Vec<String> = healthy
+        .sync_calls()
+        .into_iter()
+        .flat_map(|c| c.assets)
+        .collect();
+    assert_eq!(sent, [victim.clone()]);
+    assert_eq!(again.manifest.counts.assets, 1);
 }
 
 #[test]

@@ -178,6 +178,13 @@ impl<'a> RunWriter<'a> {
         Ok(())
     }
 
+    /// Forget an asset's document: the next run takes it for changed (a
+    /// delta run sends it again). For a document a sink could not deliver.
+    pub fn forget_document(&mut self, asset_id: &str) -> Result<(), LedgerError> {
+        self.tx.prepare_cached(ASSET_GONE)?.execute([asset_id])?;
+        Ok(())
+    }
+
     /// Record that a known asset is no longer in the tenant: it leaves
     /// [`super::Ledger::known_assets`], so if it comes back its document
     /// counts as changed. Its findings are handled by [`RunWriter::finding`]

@@ -36,6 +36,10 @@ pub struct SinkReport {
     /// The sink's own counters (CSV rows, webhook requests and retries…).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub details: std::collections::BTreeMap<String, u64>,
+    /// Assets (`externalAssetId`) this sink could not deliver: the ledger
+    /// forgets their documents, so a delta run sends them again.
+    #[serde(skip)]
+    pub undelivered: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

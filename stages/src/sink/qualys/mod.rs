@@ -57,6 +57,7 @@ pub struct QualysWebhookSink {
     dead: AtomicFile,
     dead_path: PathBuf,
     dead_letters: u64,
+    undelivered: Vec<String>,
     documents: u64,
     accepted: u64,
     /// Refused assets queued again.
@@ -100,6 +101,7 @@ impl QualysWebhookSink {
             dead,
             dead_path,
             dead_letters: 0,
+            undelivered: Vec::new(),
             documents: 0,
             accepted: 0,
             resent: 0,
@@ -217,6 +219,7 @@ impl QualysWebhookSink {
             source,
         })?;
         self.dead_letters += 1;
+        self.undelivered.push(entry.asset_id.clone());
         Ok(())
     }
 }
@@ -271,6 +274,7 @@ impl Sink for QualysWebhookSink {
             dead,
             dead_path,
             dead_letters,
+            undelivered,
             documents,
             accepted,
             resent,
@@ -304,6 +308,7 @@ impl Sink for QualysWebhookSink {
             dead_letters,
             dead_letter_file: Some(done.display().to_string()),
             details,
+            undelivered,
         })
     }
 }

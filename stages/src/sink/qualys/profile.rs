@@ -54,6 +54,8 @@ pub const PROFILES: &[PayloadProfile] = &[
 pub struct AssetEntry {
     /// `identityAttributes.sourceNativeKey`: what `assetsError` names.
     pub key: String,
+    /// The document's `externalAssetId` (the ledger's key for it).
+    pub asset_id: String,
     /// The `assetData[]` element, serialized.
     pub json: Vec<u8>,
     pub findings: usize,
@@ -96,6 +98,7 @@ impl PayloadProfile {
             profile: self,
             entry: AssetEntry {
                 key,
+                asset_id: asset_id.to_string(),
                 json,
                 findings: 0,
                 refusals: 0,
