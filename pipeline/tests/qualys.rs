@@ -315,7 +315,7 @@ fn an_asset_refused_every_time_becomes_a_dead_letter_with_the_reason() {
         .into_iter()
         .flat_map(|c| c.assets)
         .collect();
-    assert_eq!(sent, [victim.clone()]);
+    assert_eq!(sent, std::slice::from_ref(&victim));
     assert_eq!(again.manifest.counts.assets, 1);
 }
 
