@@ -309,6 +309,11 @@ fn an_asset_too_large_to_keep_between_passes_is_published_whole_and_tracked() {
     let cfg = config(&fake.url(), dir.path(), "");
     let first = run(&cfg);
     assert_eq!(first.manifest.status, RunStatus::Complete);
+    // The ledger is a stage of the manifest: every finding written, and the
+    // time publishing waited on it.
+    let ledger = &first.manifest.stages["ledger"];
+    assert_eq!(ledger["items_in"], expected.findings);
+    assert!(ledger["publish_waited_seconds"].as_f64().unwrap() >= 0.0);
     let path = out_file(dir.path(), "etm-assets.ndjson");
     let text = std::fs::read_to_string(&path).unwrap();
     let big = text.lines().max_by_key(|l| l.len()).unwrap();
