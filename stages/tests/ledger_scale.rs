@@ -36,6 +36,13 @@ fn tenant() -> Vec<(String, Vec<(String, u64)>)> {
     assets
 }
 
+/// A CVE id from a skewed draw over 40,000, as the synthetic tenant makes.
+fn cve_of(x: u64) -> String {
+    let u = (x & 0xFFFF_FFFF) as f64 / 4_294_967_296.0;
+    let k = (u * u * 40_000.0) as u64;
+    format!("CVE-{}-{}", 2015 + k % 11, 1000 + k / 11)
+}
+
 fn run(l: &mut Ledger, run_id: &str, t: &[(String, Vec<(String, u64)>)]) -> (f64, f64) {
     let policy = FixPolicy {
         preserve_missing: false,
@@ -51,8 +58,17 @@ fn run(l: &mut Ledger, run_id: &str, t: &[(String, Vec<(String, u64)>)]) -> (f64
         let seen = fs.iter().map(|(v, fp)| (v.as_str(), *fp));
         for d in decide_asset(k, seen, policy, |_| false).unwrap() {
             if d.write {
-                w.finding(asset, &d.vendor_id, d.status, d.fingerprint)
-                    .unwrap();
+                // The CVE id it is published under, as the pipeline keeps
+                // it: repeated across assets, as in real tenants.
+                let cve = cve_of(d.fingerprint);
+                w.finding_with_external_id(
+                    asset,
+                    &d.vendor_id,
+                    d.status,
+                    d.fingerprint,
+                    Some(&cve),
+                )
+                .unwrap();
             }
         }
         w.asset(asset, 1).unwrap();
