@@ -13,8 +13,22 @@ pub struct SinkMetrics {
 }
 
 impl SinkMetrics {
+    /// Registers the sink's series at zero, so a run that never waited or
+    /// dead-lettered still shows them: a missing series reads as "no data"
+    /// on a dashboard, not as zero.
     pub fn new(scope: Scope, sink: &'static str) -> SinkMetrics {
-        SinkMetrics { scope, sink }
+        let m = SinkMetrics { scope, sink };
+        for name in [
+            t::SINK_DEAD_LETTERS,
+            t::SINK_SENT_BYTES,
+            t::SINK_DOCUMENTS_SENT,
+        ] {
+            m.scope.counter(name, &[m.sink()]).increment(0);
+        }
+        for name in [t::SINK_RATE_LIMIT_WAIT, t::SINK_REQUEST_DURATION] {
+            m.scope.histogram_with(name, &[m.sink()]);
+        }
+        m
     }
 
     fn sink(&self) -> (&'static str, SharedString) {
