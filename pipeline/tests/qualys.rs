@@ -320,6 +320,94 @@ fn an_asset_refused_every_time_becomes_a_dead_letter_with_the_reason() {
 }
 
 #[test]
+fn an_asset_that_spoils_its_batch_is_found_by_halving_and_dead_lettered() {
+    let orca = Fake::synthetic(spec(), 0.0, "");
+    let dir = tempfile::tempdir().unwrap();
+    let victim = {
+        let gw = Gateway::start("", |_| {});
+        let out = run(&cfg(&orca, &gw, dir.path(), ""));
+        assert_eq!(out.manifest.status, RunStatus::Complete);
+        doc_key(&docs(&out_file(dir.path(), "etm-assets.ndjson"))[20])
+    };
+    // Any request holding the victim is refused whole with 400.
+    let gw = Gateway::start(
+        &format!("[[faults]]\nkind = \"bad_asset\"\nassets = [{victim:?}]\nmessage = \"os is not a string\"\n"),
+        |_| {},
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&cfg(&orca, &gw, dir.path(), "batch_assets = 16"));
+    assert_eq!(
+        out.manifest.status,
+        RunStatus::Complete,
+        "{:?}",
+        out.manifest.error
+    );
+    let docs = docs(&out_file(dir.path(), "etm-assets.ndjson"));
+    // Everything else arrived, once each (resent only after the 400s).
+    assert_accepted_equals(gw.gw(), &docs, &[&victim]);
+    let calls = gw.sync_calls();
+    assert_resent_only_after_failures(&calls);
+    // The victim's batch of 16 halves to 8, 4, 2, 1 (five 400s, four
+    // halvings), and the halves beside it go through.
+    let refused: Vec<_> = calls.iter().filter(|c| c.status == 400).collect();
+    assert_eq!(
+        refused.len(),
+        5,
+        "{:?}",
+        refused.iter().map(|c| c.assets.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        refused.iter().map(|c| c.assets.len()).collect::<Vec<_>>(),
+        [16, 8, 4, 2, 1]
+    );
+    assert!(refused.iter().all(|c| c.assets.contains(&victim)));
+    let webhook = &out.manifest.outputs[2];
+    assert_eq!(webhook.dead_letters, 1);
+    assert_eq!(webhook.details["bisections"], 4);
+    assert_eq!(webhook.details["accepted"], docs.len() as u64 - 1);
+    let file = webhook.dead_letter_file.as_deref().unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["asset_id"], victim.as_str());
+    let reason = lines[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the gateway refused the asset alone as a bad request (HTTP 400")
+            && reason.contains("os is not a string"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_gateway_that_refuses_every_request_fails_the_sink_without_halving_the_run_away() {
+    let orca = Fake::synthetic(spec(), 0.0, "");
+    // Every asset is "bad": the fault is the request's, not an asset's.
+    let gw = Gateway::start(
+        "[[faults]]\nkind = \"bad_asset\"\nevery_nth_asset = 1\n",
+        |_| {},
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&cfg(&orca, &gw, dir.path(), "batch_assets = 8"));
+    assert_eq!(out.manifest.status, RunStatus::Failed);
+    let error = out.manifest.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("qualys_webhook")
+            && error.contains("refused every request as bad")
+            && error.contains("HTTP 400"),
+        "{error}"
+    );
+    assert!(gw.gw().accepted().is_empty());
+    // Only the first batch was taken apart: 8 + 4 + 2 + 1 (as a tree,
+    // 2·8 − 1 = 15 requests), then the sink stopped.
+    let calls = gw.sync_calls();
+    assert_eq!(calls.len(), 15);
+    assert!(calls.iter().all(|c| c.status == 400));
+}
+
+#[test]
 fn the_call_budget_is_never_exceeded_the_sink_waits() {
     let orca = Fake::synthetic(spec(), 0.0, "");
     let gw = Gateway::start("", |c| {

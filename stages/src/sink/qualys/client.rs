@@ -32,6 +32,10 @@ pub enum Sent {
     Accepted { refused: BTreeMap<String, String> },
     /// HTTP 413: the body is too large for the gateway.
     TooLarge,
+    /// HTTP 400/422: the gateway refused the request's content as a whole
+    /// (`detail` is what it said, scrubbed). One bad asset does this to the
+    /// whole batch, so the sink bisects the batch to find it.
+    Invalid { detail: String },
 }
 
 /// Counters for the manifest (the metrics carry the same).
@@ -360,6 +364,17 @@ impl State {
                     self.count_request("sync", Some(status));
                     if status == StatusCode::PAYLOAD_TOO_LARGE {
                         return Ok(Sent::TooLarge);
+                    }
+                    if status == StatusCode::BAD_REQUEST
+                        || status == StatusCode::UNPROCESSABLE_ENTITY
+                    {
+                        let detail = self.error_text(resp).await;
+                        let detail = if detail.is_empty() {
+                            format!("HTTP {}", status.as_u16())
+                        } else {
+                            format!("HTTP {}: {detail}", status.as_u16())
+                        };
+                        return Ok(Sent::Invalid { detail });
                     }
                     if status == StatusCode::UNAUTHORIZED {
                         if reauthorized {

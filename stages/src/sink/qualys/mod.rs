@@ -10,7 +10,12 @@
 //! Documents are batched by count (`batch_assets`) and by body size
 //! (`batch_bytes`). An asset the gateway refuses in `assetsError` goes back
 //! into a later batch, up to `asset_retries` times, then into the sink's
-//! dead-letter file with the gateway's reason. What the gateway accepted
+//! dead-letter file with the gateway's reason. A batch the gateway refuses
+//! whole as a bad request (400/422) or as too large (413) is halved until
+//! the asset at fault stands alone, and that asset is dead-lettered; but
+//! if nothing at all has been accepted yet, the fault is not the asset's
+//! (a wrong connector UUID, say) and the sink fails instead of bisecting
+//! the whole run away. What the gateway accepted
 //! cannot be taken back, so `commit` only sends what is left and saves the
 //! dead letters: unlike the files, this sink's output is visible as it goes.
 
@@ -62,6 +67,11 @@ pub struct QualysWebhookSink {
     accepted: u64,
     /// Refused assets queued again.
     resent: u64,
+    /// Assets refused alone as bad requests, with the gateway's words: dead
+    /// letters once anything else was accepted (see the module doc).
+    suspects: Vec<(AssetEntry, String)>,
+    /// Requests sent only to find the asset at fault in a refused batch.
+    bisections: u64,
     metrics: SinkMetrics,
 }
 
@@ -105,6 +115,8 @@ impl QualysWebhookSink {
             documents: 0,
             accepted: 0,
             resent: 0,
+            suspects: Vec::new(),
+            bisections: 0,
             metrics,
         })
     }
@@ -151,7 +163,39 @@ impl QualysWebhookSink {
 
     fn send_next(&mut self) -> Result<(), SinkError> {
         let batch = self.next_batch();
-        self.send_entries(batch)
+        self.send_entries(batch)?;
+        self.settle_suspects()
+    }
+
+    /// Assets refused alone as bad requests become dead letters, unless
+    /// the gateway has accepted nothing yet: then every request is bad and
+    /// the sink stops with what the gateway said.
+    fn settle_suspects(&mut self) -> Result<(), SinkError> {
+        if self.suspects.is_empty() {
+            return Ok(());
+        }
+        if self.accepted == 0 {
+            let (_, detail) = &self.suspects[0];
+            return Err(self.fail(format!(
+                "the gateway refused every request as bad, so the fault is not one asset's: {detail}"
+            )));
+        }
+        for (entry, detail) in std::mem::take(&mut self.suspects) {
+            self.dead_letter(
+                &entry,
+                &format!("the gateway refused the asset alone as a bad request ({detail})"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Send the two halves of a batch the gateway refused whole.
+    fn bisect(&mut self, mut first: Vec<AssetEntry>) -> Result<(), SinkError> {
+        let second = first.split_off(first.len() / 2);
+        self.bisections += 1;
+        self.metrics.retry("bisect");
+        self.send_entries(first)?;
+        self.send_entries(second)
     }
 
     fn send_entries(&mut self, batch: Vec<AssetEntry>) -> Result<(), SinkError> {
@@ -185,11 +229,14 @@ impl QualysWebhookSink {
                 }
                 Ok(())
             }
-            Sent::TooLarge if batch.len() > 1 => {
-                let mut first = batch;
-                let second = first.split_off(first.len() / 2);
-                self.send_entries(first)?;
-                self.send_entries(second)
+            Sent::TooLarge | Sent::Invalid { .. } if batch.len() > 1 => self.bisect(batch),
+            Sent::Invalid { detail } => {
+                let entry = batch
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| self.fail("an empty batch was refused".into()))?;
+                self.suspects.push((entry, detail));
+                Ok(())
             }
             Sent::TooLarge => {
                 let entry = &batch[0];
@@ -278,6 +325,7 @@ impl Sink for QualysWebhookSink {
             documents,
             accepted,
             resent,
+            bisections,
             ..
         } = *self;
         let done = dead.commit().map_err(|source| SinkError::Io {
@@ -299,6 +347,9 @@ impl Sink for QualysWebhookSink {
         }
         if resent > 0 {
             details.insert("retries_asset_error".into(), resent);
+        }
+        if bisections > 0 {
+            details.insert("bisections".into(), bisections);
         }
         Ok(SinkReport {
             sink: name.into(),
