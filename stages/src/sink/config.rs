@@ -55,6 +55,10 @@ pub struct CsvConfig {
     pub file: String,
     /// Joins the entries of list columns (IPs, MACs, CWE ids).
     pub list_separator: String,
+    /// Cells that a spreadsheet would run as a formula (starting with `=`,
+    /// `+`, `-`, `@`, tab or CR) get a leading `'`. Off by default: ETM
+    /// imports the text as it is, and the guard changes it.
+    pub formula_guard: bool,
 }
 
 impl Default for CsvConfig {
@@ -64,6 +68,7 @@ impl Default for CsvConfig {
             dir: None,
             file: super::csv::FILE_NAME.into(),
             list_separator: super::csv::LIST_SEPARATOR.into(),
+            formula_guard: false,
         }
     }
 }
@@ -119,10 +124,10 @@ impl SinkConfig {
             SinkConfig::Csv(c) => {
                 let mut chars = c.list_separator.chars();
                 match (chars.next(), chars.next()) {
-                    (Some(s), None) if !matches!(s, ',' | '"' | '\r' | '\n') => {}
+                    (Some(s), None) if !matches!(s, ',' | '"' | '\r' | '\n' | '\\') => {}
                     _ => {
                         return Err(at(format!(
-                            "list_separator {:?} must be one character other than a comma, a quote or a line break",
+                            "list_separator {:?} must be one character other than a comma, a quote, a backslash or a line break",
                             c.list_separator
                         )))
                     }
@@ -252,6 +257,7 @@ mod tests {
         for (bad, what) in [
             ("list_separator = \",\"", "list_separator"),
             ("list_separator = \";;\"", "list_separator"),
+            ("list_separator = '\\'", "list_separator"),
             ("file = \"../x.csv\"", "plain file name"),
             ("name = \"a b\"", "sink name"),
         ] {

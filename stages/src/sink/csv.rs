@@ -5,8 +5,11 @@
 //! is delivered. The columns are [`COLUMNS`], in that order, under a header
 //! row; RFC 4180 (quoted where needed, `""` inside quotes, CRLF line ends)
 //! is the `csv` crate's. Lists (IPs, MACs, CWE ids) are joined with the
-//! configured separator (default `;`). Written under a temporary name and
-//! renamed into place at commit.
+//! configured separator (default `;`); inside an entry, the separator and
+//! `\` are escaped with a `\`, so a hostile entry cannot pass for two.
+//! With `formula_guard`, a cell a spreadsheet would run as a formula gets
+//! a leading `'`. Written under a temporary name and renamed into place at
+//! commit.
 
 use std::path::{Path, PathBuf};
 
@@ -153,7 +156,8 @@ pub struct CsvSink {
     name: &'static str,
     out: csv::Writer<AtomicFile>,
     path: PathBuf,
-    separator: String,
+    separator: char,
+    formula_guard: bool,
     documents: u64,
     rows: u64,
     /// One row's fields, reused.
@@ -184,7 +188,9 @@ impl CsvSink {
             name,
             out,
             path,
-            separator: cfg.list_separator.clone(),
+            // Validated as one character; `;` only if built by hand wrongly.
+            separator: cfg.list_separator.chars().next().unwrap_or(';'),
+            formula_guard: cfg.formula_guard,
             documents: 0,
             rows: 0,
             row: Vec::with_capacity(COLUMNS.len()),
@@ -204,7 +210,12 @@ impl CsvSink {
         let Some(cur) = &self.current else {
             return Err(self.bad("", "a part outside a document".into()));
         };
-        fill_row(&mut self.row, &self.separator, &cur.columns, finding);
+        fill_row(&mut self.row, self.separator, &cur.columns, finding);
+        if self.formula_guard {
+            for cell in &mut self.row {
+                guard_formula(cell);
+            }
+        }
         self.out
             .write_record(&self.row)
             .map_err(csv_err(self.name, &self.path))?;
@@ -214,7 +225,7 @@ impl CsvSink {
 }
 
 /// One row's cells for `asset` and `finding` (none: the asset alone).
-fn fill_row(row: &mut Vec<String>, separator: &str, asset: &Value, finding: Option<&Value>) {
+fn fill_row(row: &mut Vec<String>, separator: char, asset: &Value, finding: Option<&Value>) {
     row.clear();
     for (_, source) in COLUMNS {
         let cell = match (source, finding) {
@@ -249,12 +260,27 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-fn join<'a>(items: impl Iterator<Item = &'a Value>, separator: &str) -> String {
-    items
-        .filter(|v| !v.is_null())
-        .map(scalar)
-        .collect::<Vec<_>>()
-        .join(separator)
+fn join<'a>(items: impl Iterator<Item = &'a Value>, separator: char) -> String {
+    let mut cell = String::new();
+    for (i, item) in items.filter(|v| !v.is_null()).enumerate() {
+        if i > 0 {
+            cell.push(separator);
+        }
+        for c in scalar(item).chars() {
+            if c == separator || c == '\\' {
+                cell.push('\\');
+            }
+            cell.push(c);
+        }
+    }
+    cell
+}
+
+/// A leading `'` on a cell a spreadsheet would take for a formula.
+fn guard_formula(cell: &mut String) {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        cell.insert(0, '\'');
+    }
 }
 
 fn io<'a>(name: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SinkError + 'a {
@@ -401,6 +427,67 @@ mod tests {
         assert_eq!(&rows[0][col("ipAddresses")], "10.0.0.1|fe80::1");
         assert_eq!(&rows[0][col("cweIds")], "CWE-79|CWE-89");
         assert_eq!(&rows[1][col("findingVendorId")], "f-2");
+    }
+
+    #[test]
+    fn a_list_entry_holding_the_separator_is_escaped_not_split() {
+        let items = [
+            Value::from("10.0.0.1"),
+            Value::from("10.0.0.2;10.0.0.3"),
+            Value::Null,
+            Value::from(r"a\b"),
+        ];
+        assert_eq!(join(items.iter(), ';'), r"10.0.0.1;10.0.0.2\;10.0.0.3;a\\b");
+        assert_eq!(join(items.iter(), '|'), r"10.0.0.1|10.0.0.2;10.0.0.3|a\\b");
+        assert_eq!(join([].iter(), ';'), "");
+    }
+
+    /// A reader's split: `\` escapes the next character.
+    fn split(cell: &str, sep: char) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut chars = cell.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.last_mut().unwrap().extend(chars.next()),
+                c if c == sep => out.push(String::new()),
+                c => out.last_mut().unwrap().push(c),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn joined_lists_split_back_into_their_entries(
+            items in proptest::collection::vec("[a-z0-9;|\\\\:.]{0,6}", 1..6),
+            sep in proptest::sample::select(vec![';', '|', ' ']),
+        ) {
+            let values: Vec<Value> = items.iter().map(|s| Value::from(s.as_str())).collect();
+            proptest::prop_assert_eq!(split(&join(values.iter(), sep), sep), items);
+        }
+    }
+
+    #[test]
+    fn the_formula_guard_marks_only_cells_a_spreadsheet_would_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = CsvConfig {
+            formula_guard: true,
+            ..CsvConfig::default()
+        };
+        let mut s = CsvSink::create(&cfg, dir.path()).unwrap();
+        let doc = r#"{"externalAssetId":"vm_1","hostName":"=HYPERLINK(\"http://x\")","finding":[{"name":"@SUM(1)","description":"-1+2","severity":3,"findingType":{"vulnerability":{"vendorId":"f-1","cweIds":["CWE-1"]}}}]}"#;
+        write_document(&mut s, "vm_1", doc.as_bytes()).unwrap();
+        Box::new(s).commit().unwrap();
+        let mut r = csv::Reader::from_path(dir.path().join(FILE_NAME)).unwrap();
+        let headers = r.headers().unwrap().clone();
+        let row = r.records().next().unwrap().unwrap();
+        let col = |name: &str| &row[headers.iter().position(|h| h == name).unwrap()];
+        assert_eq!(col("hostName"), "'=HYPERLINK(\"http://x\")");
+        assert_eq!(col("findingName"), "'@SUM(1)");
+        assert_eq!(col("description"), "'-1+2");
+        assert_eq!(col("externalAssetId"), "vm_1");
+        assert_eq!(col("severity"), "3");
+        assert_eq!(col("cweIds"), "CWE-1");
     }
 
     #[test]
