@@ -95,6 +95,10 @@ enum Command {
         seed: u64,
         #[arg(long, value_enum, default_value_t = Mode::Auto)]
         progress: Mode,
+        /// Also start the fake Qualys gateway and deliver to it (CSAM
+        /// webhook), beside NDJSON and CSV files.
+        #[arg(long)]
+        qualys: bool,
     },
     /// Validate the config and test the connection and token.
     Check {
@@ -219,12 +223,14 @@ fn main() -> ExitCode {
             findings,
             seed,
             progress,
+            qualys,
         } => {
             let opts = pipeline::demo::DemoOptions {
                 out,
                 assets,
                 findings: findings.unwrap_or(assets * 20),
                 seed,
+                qualys,
             };
             let sync = SyncOptions {
                 progress,
@@ -351,6 +357,20 @@ fn print_summary(m: &Manifest, o: &RunOutcome) {
     match &o.output {
         Some(p) => println!("  output: {}", p.display()),
         None => println!("  output: none written (previous output left in place)"),
+    }
+    // With several sinks, each one's delivery.
+    if m.outputs.len() > 1 {
+        for out in &m.outputs {
+            let dead = if out.dead_letters > 0 {
+                format!(", {} dead letters", out.dead_letters)
+            } else {
+                String::new()
+            };
+            println!(
+                "  sink {}: {} documents{dead} → {}",
+                out.sink, out.documents, out.location
+            );
+        }
     }
     println!("  manifest: {}", o.manifest_path.display());
 }
