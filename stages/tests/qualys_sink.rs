@@ -126,7 +126,18 @@ fn a_wrong_connector_is_not_retried_and_the_gateway_says_why() {
         e.contains("HTTP 400") && e.contains("unknown connectorUuid"),
         "{e}"
     );
-    assert_eq!(gw.gw().calls().len(), 2);
+    // /auth, then the batch of two and its halves, each once (a 400 is
+    // never retried as such); nothing accepted, so the sink stops rather
+    // than dead-letter the assets.
+    let sync: Vec<(usize, u16)> = gw
+        .gw()
+        .calls()
+        .iter()
+        .filter(|c| c.sync_no > 0)
+        .map(|c| (c.assets.len(), c.status))
+        .collect();
+    assert_eq!(sync, [(2, 400), (1, 400), (1, 400)]);
+    assert!(e.contains("refused every request as bad"), "{e}");
 }
 
 #[test]
