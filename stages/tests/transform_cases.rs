@@ -635,3 +635,46 @@ fn throughput() {
     let per = start.elapsed() / (2 * n);
     println!("{per:?} per record");
 }
+
+#[test]
+fn epoch_dates_with_a_fraction_keep_the_digits_sent_in_every_date_field() {
+    // Epoch seconds/milliseconds as JSON floats and as strings, in each of
+    // the four date fields of the map: the fraction written is the one
+    // emitted (binary floating point would give .122999907).
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    for v in ["1711713600.123", "1711713600123.0", "\"1711713600.123\""] {
+        let (_, f) = doc(
+            &t,
+            RecordKind::Finding,
+            owned(&format!(
+                r#"{{"id":"f","asset_unique_id":"a","data":{{"FirstSeen":{{"value":{v}}}}}}}"#
+            )),
+            &mut stats,
+        );
+        assert_eq!(f["firstFoundOn"], "2024-03-29T12:00:00.123Z", "{v}");
+        let (_, a) = doc(
+            &t,
+            RecordKind::Asset,
+            owned(&format!(
+                r#"{{"asset_unique_id":"a","type":"AwsEc2Instance","data":{{
+                    "assetPorts":{{"count":1,"value":[{{"data":{{"PortNumber":{{"value":22}},"FirstSeen":{{"value":{v}}},"LastUpdated":{{"value":{v}}}}}}}]}},
+                    "assetApplications":{{"count":1,"value":[{{"data":{{"Name":{{"value":"n"}},"InstallDate":{{"value":{v}}}}}}}]}}}}}}"#
+            )),
+            &mut stats,
+        );
+        assert_eq!(
+            a["ports"][0]["firstFound"], "2024-03-29T12:00:00.123Z",
+            "{v}"
+        );
+        assert_eq!(
+            a["ports"][0]["lastUpdated"], "2024-03-29T12:00:00.123Z",
+            "{v}"
+        );
+        assert_eq!(
+            a["softwares"][0]["installedDate"], "2024-03-29T12:00:00.123Z",
+            "{v}"
+        );
+    }
+    assert_eq!(stats.unparseable_dates, 0);
+}
