@@ -678,3 +678,83 @@ fn epoch_dates_with_a_fraction_keep_the_digits_sent_in_every_date_field() {
     }
     assert_eq!(stats.unparseable_dates, 0);
 }
+
+#[test]
+fn blank_values_are_missing_so_the_next_source_or_the_model_tells() {
+    // Case 03's kind: a value sent as "" (or blanks) is as missing as null,
+    // so a fallback path is tried, not an empty value published.
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    let asset =
+        |item: &str, stats: &mut TransformStats| doc(&t, RecordKind::Asset, owned(item), stats).1;
+    for (provider, model, want) in [
+        ("\"\"", "AwsEc2Instance", "EC2"),
+        ("\"  \"", "GcpVmInstance", "GCP"),
+    ] {
+        let a = asset(
+            &format!(
+                r#"{{"asset_unique_id":"a","type":"{model}","data":{{"CloudAccount":{{"data":{{"CloudProvider":{{"value":{provider}}}}}}}}}}}"#
+            ),
+            &mut stats,
+        );
+        assert_eq!(a["cloudProvider"], want, "{provider} {model}");
+    }
+    let a = asset(
+        r#"{"asset_unique_id":"a","type":"AwsEc2Instance","data":{"Hostname":{"value":""},"InstanceId":{"value":" "},"MacAddresses":{"value":[""]},"assetIps":[""]}}"#,
+        &mut stats,
+    );
+    assert_eq!(a["hostName"], Value::Null);
+    assert_eq!(a["instanceId"], Value::Null);
+    assert_eq!(a["networkInterfaces"], json!([]));
+    assert_eq!(stats, TransformStats::default(), "missing is not invalid");
+
+    let finding = |item: &str, stats: &mut TransformStats| {
+        let out = t
+            .transform(&record(RecordKind::Finding, owned(item)), stats)
+            .unwrap();
+        let EtmRecord::Finding(f) = out else {
+            panic!("not a finding")
+        };
+        (
+            f.asset_id,
+            serde_json::from_slice::<Value>(&f.json).unwrap(),
+        )
+    };
+    let (asset_id, f) = finding(
+        r#"{"id":"f","name":"CVE-9 - pkg","asset_unique_id":"","data":{
+            "CVE":{"data":{"Id":{"value":""},"PublicName":{"value":""}}},"CveId":{"value":"CVE-9"},
+            "Inventory":{"data":{"AssetUniqueId":{"value":"vm_1_i-1"}}}}}"#,
+        &mut stats,
+    );
+    assert_eq!(
+        asset_id, "vm_1_i-1",
+        "the Inventory link when asset_unique_id is blank"
+    );
+    assert_eq!(f["externalFindingId"], "CVE-9");
+    assert_eq!(f["findingType"]["vulnerability"]["cveId"], "CVE-9");
+    assert_eq!(f["name"], "CVE-9 - pkg");
+}
+
+#[test]
+fn without_a_provider_or_a_type_the_query_model_tells_the_provider() {
+    // Case 03's kind: the item's own `type` is missing too; the query that
+    // asked for one model still tells it.
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    let mut rec = record(
+        RecordKind::Asset,
+        owned(r#"{"asset_unique_id":"a","data":{"CloudAccount":null}}"#),
+    );
+    rec.query = Arc::new(QueryInfo {
+        label: "AzureComputeVm".into(),
+        model: "AzureComputeVm".into(),
+        kind: RecordKind::Asset,
+        track_first_seen: false,
+    });
+    let EtmRecord::Asset(a) = t.transform(&rec, &mut stats).unwrap() else {
+        panic!("not an asset")
+    };
+    let a: Value = serde_json::from_slice(&a.json).unwrap();
+    assert_eq!(a["cloudProvider"], "AZURE");
+    assert_eq!(stats.unknown_cloud_provider, 0);
+}

@@ -49,9 +49,17 @@ impl Path {
     }
 }
 
-/// Alternatives tried in order: the first that yields a non-null value wins.
+/// Alternatives tried in order: the first that yields a value wins. Null
+/// and a blank string (`""`, `"  "`) are both missing: the next path is
+/// tried (`CVE.data.Id` blank, then `CveId`; a blank `CloudProvider`, then
+/// the model), and a field with nothing else is null, never `""`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sources(Vec<Path>);
+
+/// Whether a value carries nothing: null or a blank string.
+pub fn is_missing<'a, J: Json<'a>>(v: J) -> bool {
+    v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty())
+}
 
 impl Sources {
     pub fn parse(list: &[String]) -> Result<Sources, String> {
@@ -65,7 +73,7 @@ impl Sources {
         self.0
             .iter()
             .filter_map(|p| p.get(root))
-            .find(|v| !v.is_null())
+            .find(|v| !is_missing(*v))
     }
 }
 
@@ -118,6 +126,15 @@ mod tests {
         let doc = v(r#"{"a":{"value":null},"b":{"value":"x"}}"#);
         let s = Sources::parse(&["a.value".into(), "z".into(), "b.value".into()]).unwrap();
         assert_eq!(s.first(&doc).and_then(|x| x.as_str()), Some("x"));
+    }
+
+    #[test]
+    fn blank_strings_are_missing() {
+        let doc = v(r#"{"a":{"value":""},"b":{"value":" \t"},"c":{"value":"x"}}"#);
+        let s = Sources::parse(&["a.value".into(), "b.value".into(), "c.value".into()]).unwrap();
+        assert_eq!(s.first(&doc).and_then(|x| x.as_str()), Some("x"));
+        let s = Sources::parse(&["a.value".into(), "b.value".into()]).unwrap();
+        assert!(s.first(&doc).is_none());
     }
 
     #[test]

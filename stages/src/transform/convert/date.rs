@@ -4,6 +4,7 @@ use crate::json::Json;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
 
 use super::super::out::Out;
+use super::super::path::is_missing;
 use super::super::stats::TransformStats;
 
 /// Epoch values at or above this many units are milliseconds: as seconds
@@ -28,7 +29,7 @@ fn epoch_unit(n: f64) -> (i128, usize) {
 }
 
 pub fn date<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
-    let Some(v) = v.filter(|v| !v.is_null()) else {
+    let Some(v) = v.filter(|v| !is_missing(*v)) else {
         return Out::Null;
     };
     let parsed = if let Some(s) = v.as_str() {

@@ -6,11 +6,14 @@ use std::net::IpAddr;
 use simd_json::OwnedValue;
 
 use super::super::out::Out;
+use super::super::path::is_missing;
 use super::super::stats::TransformStats;
 use crate::json::Json;
 
+/// The value unless it is missing (null or a blank string: see
+/// [`path::is_missing`](super::super::path::is_missing)).
 fn present<'a, J: Json<'a>>(v: Option<J>) -> Option<J> {
-    v.filter(|v| !v.is_null())
+    v.filter(|v| !is_missing(*v))
 }
 
 /// Any value, copied. Object keys are sorted: Orca's key order is not part
@@ -271,7 +274,7 @@ pub fn first<'a, J: Json<'a>>(v: Option<J>) -> Out<'a> {
 
 pub fn string_list<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'a> {
     fn push<'b, K: Json<'b>>(item: K, out: &mut Vec<Out<'static>>, stats: &mut TransformStats) {
-        if item.is_null() {
+        if is_missing(item) {
             return;
         }
         match scalar_text(item) {
