@@ -758,3 +758,56 @@ fn without_a_provider_or_a_type_the_query_model_tells_the_provider() {
     assert_eq!(a["cloudProvider"], "AZURE");
     assert_eq!(stats.unknown_cloud_provider, 0);
 }
+
+#[test]
+fn faults_inside_a_json_encoded_value_are_mended_like_on_the_page() {
+    // Cases 01/02/06's kinds one level down: a map or list sent as a
+    // JSON-encoded string carries a lone surrogate, a number beyond f64 or a
+    // byte-order mark. The value is mended as the parse stage mends a page
+    // (U+FFFD, null, ignored) and counted, not lost whole.
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    let asset = |tags: &str, stats: &mut TransformStats| {
+        let item = format!(
+            r#"{{"asset_unique_id":"a","type":"AwsEc2Instance","data":{{"Tags":{{"value":{tags}}}}}}}"#
+        );
+        doc(&t, RecordKind::Asset, owned(&item), stats).1["temp_q_customAttributes"]
+            ["orcaCustomAttributes"]
+            .clone()
+    };
+    assert_eq!(
+        asset(
+            r#""{\"env\":\"bad \\udc00 x\",\"team\":\"payments\"}""#,
+            &mut stats
+        ),
+        json!({"env": "bad \u{fffd} x", "team": "payments"})
+    );
+    assert_eq!(
+        asset(r#""{\"n\":1e400,\"team\":\"payments\"}""#, &mut stats),
+        json!({"n": "", "team": "payments"})
+    );
+    assert_eq!(stats.mended_encoded_json, 2);
+    assert_eq!(
+        asset(r#""\ufeff{\"env\":\"prod\"}""#, &mut stats),
+        json!({"env": "prod"})
+    );
+    assert_eq!(stats.undecodable_tags, 0);
+    assert_eq!(stats.mended_encoded_json, 2, "a BOM is no fault");
+
+    let f = doc(
+        &t,
+        RecordKind::Finding,
+        owned(
+            r#"{"id":"f","asset_unique_id":"a","data":{"CVE":{"data":{"CweTypes":{"value":"[\"CWE-79\",\"CWE-\\ud800\"]"}}},
+                "ThreatImpact":{"value":"[\"Remote \\udc00 code execution\"]"}}}"#,
+        ),
+        &mut stats,
+    )
+    .1;
+    assert_eq!(
+        f["findingType"]["vulnerability"]["cweIds"],
+        json!(["CWE-79", "CWE-\u{fffd}"])
+    );
+    assert_eq!(f["impact"], "Remote \u{fffd} code execution");
+    assert_eq!(stats.mended_encoded_json, 4);
+}

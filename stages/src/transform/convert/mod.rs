@@ -55,7 +55,7 @@ pub fn apply<'a, J: Json<'a>>(
         }
         Convert::Patch => enums::patch(v, stats),
         Convert::Tags => tags::tags(v, limit, counter, stats),
-        Convert::First => scalar::first(v),
+        Convert::First => scalar::first(v, stats),
         Convert::StringList => scalar::string_list(v, stats),
         Convert::Ip => scalar::ip(v, stats),
     }
