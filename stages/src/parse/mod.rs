@@ -22,6 +22,19 @@ pub use repair::Repair;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The body without what some servers and proxies put before the JSON:
+/// byte-order marks (once or more) and blanks around them. JSON itself
+/// allows the blanks; the mark is no JSON and would cost the whole answer.
+pub fn skip_byte_order_marks(mut body: &[u8]) -> &[u8] {
+    loop {
+        let trimmed = body.trim_ascii_start();
+        match trimmed.strip_prefix(BOM) {
+            Some(rest) => body = rest,
+            None => return trimmed,
+        }
+    }
+}
+
 /// A parse worker's reusable state: simd-json's scratch buffers, the page
 /// copy it parses in place, and the tape's allocation.
 #[derive(Default)]
@@ -132,7 +145,7 @@ impl Parser {
         offset: u64,
         body: &'p [u8],
     ) -> ParsedPage<'p> {
-        let body = body.strip_prefix(BOM).unwrap_or(body);
+        let body = skip_byte_order_marks(body);
         self.fit(body.len().min(WHOLE_PAGE_MAX));
         let Parser {
             buffers,
