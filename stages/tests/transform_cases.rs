@@ -811,3 +811,68 @@ fn faults_inside_a_json_encoded_value_are_mended_like_on_the_page() {
     assert_eq!(f["impact"], "Remote \u{fffd} code execution");
     assert_eq!(stats.mended_encoded_json, 4);
 }
+
+#[test]
+fn scalars_sent_without_their_value_wrapper_are_read() {
+    // Case 04's kind: a scalar field sent bare (`"Hostname": "web-1"`)
+    // instead of wrapped (`{"value": "web-1"}`) means the same value.
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    let (_, a) = doc(
+        &t,
+        RecordKind::Asset,
+        owned(
+            r#"{"asset_unique_id":"a","type":"VmwareVmInstance","data":{
+                "Hostname":"web-1","InstanceId":"i-1","Memory":"16384","CpuCount":4,
+                "DistributionName":"Ubuntu","OsBitMode":64,
+                "CloudAccount":{"data":{"CloudProvider":"aws"}},
+                "assetApplications":{"count":2,"value":[
+                    {"data":{"Name":"openssl","IsOsPackage":"1"}},
+                    {"data":{"Name":"curl","IsOsPackage":"0"}}]}}}"#,
+        ),
+        &mut stats,
+    );
+    assert_eq!(a["hostName"], "web-1");
+    assert_eq!(a["instanceId"], "i-1");
+    assert_eq!(a["biosInfo"]["totalMemory"], 16384);
+    assert_eq!(a["processor"]["numberOfCpu"], 4);
+    assert_eq!(a["operatingSystem"]["name"], "Ubuntu");
+    assert_eq!(a["operatingSystem"]["architecture"], "64");
+    assert_eq!(a["cloudProvider"], "EC2");
+    assert_eq!(
+        a["softwares"],
+        json!([
+            {"name":"curl","version":null,"installedDate":null,"isSystemApp":false},
+            {"name":"openssl","version":null,"installedDate":null,"isSystemApp":true}
+        ])
+    );
+
+    let out = t
+        .transform(
+            &record(
+                RecordKind::Finding,
+                owned(
+                    r#"{"id":"f","name":"n","data":{"CvssSeverity":"HIGH","PatchAvailable":"Extended",
+                        "CveId":"CVE-2025-1","HasExploit":"0","FirstSeen":"2024-03-29T12:00:00+00:00",
+                        "Inventory":{"data":{"AssetUniqueId":"vm_1_i-1"}}}}"#,
+                ),
+            ),
+            &mut stats,
+        )
+        .unwrap();
+    let EtmRecord::Finding(f) = out else {
+        panic!("not a finding")
+    };
+    assert_eq!(f.asset_id, "vm_1_i-1");
+    let f: Value = serde_json::from_slice(&f.json).unwrap();
+    assert_eq!(
+        (f["severity"].clone(), f["qds"].clone()),
+        (json!(4), json!(80))
+    );
+    assert_eq!(f["externalFindingId"], "CVE-2025-1");
+    assert_eq!(f["firstFoundOn"], "2024-03-29T12:00:00Z");
+    let v = &f["findingType"]["vulnerability"];
+    assert_eq!(v["isPatchAvailable"], true);
+    assert_eq!(v["isExploitAvailable"], false);
+    assert_eq!(stats, TransformStats::default());
+}

@@ -35,11 +35,18 @@ impl Path {
         Ok(Path { segs })
     }
 
-    /// The value at this path, if every step exists.
+    /// The value at this path, if every step exists. A path ending in
+    /// `value` also finds a scalar or list sent without its wrapper
+    /// (`"Hostname": "web-1"` for `{"value": "web-1"}`): it can mean
+    /// nothing else. An object is never taken for its own value.
     pub fn get<'a, J: Json<'a>>(&self, root: J) -> Option<J> {
         let mut cur = root;
-        for seg in &self.segs {
+        let last = self.segs.len().saturating_sub(1);
+        for (i, seg) in self.segs.iter().enumerate() {
             cur = match seg {
+                Seg::Key(k) if i == last && &**k == "value" && !cur.is_object() => {
+                    (!cur.is_null()).then_some(cur)?
+                }
                 Seg::Key(k) => cur.get(k)?,
                 Seg::Index(i, _) if cur.is_array() => cur.index(*i)?,
                 Seg::Index(_, k) => cur.get(k)?,
@@ -126,6 +133,18 @@ mod tests {
         let doc = v(r#"{"a":{"value":null},"b":{"value":"x"}}"#);
         let s = Sources::parse(&["a.value".into(), "z".into(), "b.value".into()]).unwrap();
         assert_eq!(s.first(&doc).and_then(|x| x.as_str()), Some("x"));
+    }
+
+    #[test]
+    fn a_value_sent_without_its_wrapper_is_found() {
+        let doc = v(r#"{"a":"x","b":[1],"c":{"k":1},"d":null,"e":{"value":"y"}}"#);
+        let get = |p: &str| Path::parse(p).unwrap().get(&doc).cloned();
+        assert_eq!(get("a.value"), Some(v(r#""x""#)));
+        assert_eq!(get("b.value"), Some(v("[1]")));
+        assert_eq!(get("c.value"), None, "an object is not its own value");
+        assert_eq!(get("d.value"), None);
+        assert_eq!(get("e.value"), Some(v(r#""y""#)));
+        assert_eq!(get("a.value.x"), None, "only as the last step");
     }
 
     #[test]

@@ -191,6 +191,9 @@ pub fn boolean<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out
             ("false", false),
             ("yes", true),
             ("no", false),
+            // Numbers sent as strings, as 1 and 0 are read below.
+            ("1", true),
+            ("0", false),
         ] {
             if s.eq_ignore_ascii_case(word) {
                 return Out::Bool(b);
