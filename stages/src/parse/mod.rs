@@ -549,12 +549,27 @@ fn salvage_id(raw: &[u8]) -> Option<String> {
                     }
                     let after = &rest[colon + 1..];
                     let q = after.iter().position(|c| !c.is_ascii_whitespace())?;
-                    if after[q] != b'"' {
+                    let v = &after[q..];
+                    if v[0].is_ascii_digit() {
+                        let end = v
+                            .iter()
+                            .position(|c| !c.is_ascii_digit())
+                            .unwrap_or(v.len());
+                        return std::str::from_utf8(&v[..end]).ok().map(str::to_string);
+                    }
+                    if v[0] != b'"' {
                         return None;
                     }
-                    let v = &after[q + 1..];
-                    let end = v.iter().position(|&c| c == b'"' || c == b'\\')?;
-                    return std::str::from_utf8(&v[..end]).ok().map(str::to_string);
+                    // The whole string literal, escapes decoded: an id cut at
+                    // its first backslash would be another finding's key. One
+                    // that does not decode (a lone surrogate) is no id.
+                    let mut end = 1;
+                    while *v.get(end)? != b'"' {
+                        end += if v[end] == b'\\' { 2 } else { 1 };
+                    }
+                    return serde_json::from_slice::<String>(&v[..=end])
+                        .ok()
+                        .filter(|id| !id.is_empty());
                 }
                 continue;
             }

@@ -320,3 +320,20 @@ fn byte_order_marks_and_blanks_before_the_answer_are_ignored() {
         }
     }
 }
+
+#[test]
+fn an_unreadable_row_keeps_its_whole_id_whatever_its_escapes() {
+    // The id of a dead letter is what keeps its finding from being marked
+    // FIXED: it must be the id the ledger knows, not its text up to the
+    // first backslash; an id that cannot be read faithfully is no id.
+    let body = br#"{"status":"success","data":[
+        {"id":"a\/b","x": [1,}},
+        {"id":"c\"d\u0065","x": [1,}},
+        {"id":"x\udc00y","x": [1,}},
+        {"id":12345,"x": [1,}},
+        {"id":"ok","name":"fine"}]}"#;
+    let page = Parser::new().parse_owned(&query(RecordKind::Finding), 0, body);
+    let ids: Vec<Option<&str>> = page.dead_letters.iter().map(|d| d.id.as_deref()).collect();
+    assert_eq!(ids, vec![Some("a/b"), Some("c\"de"), None, Some("12345")]);
+    assert_eq!(summary(&page).ids, vec!["a/b", "c\"de", "12345", "ok"]);
+}
