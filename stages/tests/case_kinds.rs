@@ -12,7 +12,10 @@ use stages::parse::{Parser, Repair};
 use stages::transform::{ScoringConfig, TransformMap, TransformStats, Transformer};
 
 /// Documents (as JSON) of one page body, the repairs and the transform counts.
-fn run(kind: RecordKind, body: &str) -> (Vec<Value>, Vec<(Repair, u64)>, TransformStats) {
+fn run(
+    kind: RecordKind,
+    body: impl AsRef<[u8]>,
+) -> (Vec<Value>, Vec<(Repair, u64)>, TransformStats) {
     let q = Arc::new(QueryInfo {
         label: "q".into(),
         model: "AwsEc2Instance".into(),
@@ -20,7 +23,7 @@ fn run(kind: RecordKind, body: &str) -> (Vec<Value>, Vec<(Repair, u64)>, Transfo
         track_first_seen: false,
     });
     let t = Transformer::new(TransformMap::default_map(), ScoringConfig::default()).unwrap();
-    let page = Parser::new().parse_owned(&q, 0, body.as_bytes());
+    let page = Parser::new().parse_owned(&q, 0, body.as_ref());
     assert!(
         matches!(page.verdict, PageVerdict::Read(_)),
         "{:?}",
@@ -145,4 +148,20 @@ fn numbers_beyond_f64_are_null_and_counted_in_every_numeric_field() {
     assert_eq!(docs[0]["biosInfo"]["totalMemory"], Value::Null);
     assert_eq!(repairs, vec![(Repair::NumberOutOfRange, 1)]);
     assert_eq!(stats.invalid_numbers, 2);
+}
+
+#[test]
+fn text_broken_below_the_escapes_is_mended_the_same_way() {
+    // Case 01's kind in raw bytes: invalid UTF-8 (a stray byte, a cut
+    // sequence) and a raw control character inside a string.
+    let mut body = br#"{"status":"success","data":[{"id":"a-id","asset_unique_id":"a","data":{"Hostname":{"value":"web"#.to_vec();
+    body.extend_from_slice(b"\xff-1\"},\"CpuType\":{\"value\":\"Xeon \xe2\x82\"},\"DistributionName\":{\"value\":\"Ubu\nntu\"}}}]}");
+    let (docs, repairs, _) = run(RecordKind::Asset, body);
+    assert_eq!(docs[0]["hostName"], "web\u{fffd}-1");
+    assert_eq!(docs[0]["processor"]["description"], "Xeon \u{fffd}");
+    assert_eq!(docs[0]["operatingSystem"]["name"], "Ubu\nntu");
+    assert_eq!(
+        repairs,
+        vec![(Repair::InvalidUtf8, 1), (Repair::ControlCharacter, 1)]
+    );
 }
