@@ -167,6 +167,70 @@ fn case_07_public_spelling_finding() {
 }
 
 #[test]
+fn variants_of_the_cases_kinds_through_the_whole_run() {
+    // The kinds of cases 01, 03, 04, 05, 06 and 07 in forms the files do
+    // not carry, read off the page as the pipeline reads it (on the tape).
+    let assets = "\u{feff}\u{feff}".to_string()
+        + r#"{"status":"success","total_items":1,"data":[{"id":"x1","name":"x","type":"AzureComputeVm",
+        "asset_unique_id":"AzureComputeVm_1_x1","data":{"Hostname":"bare-host","CpuCount":"8",
+        "CloudAccount":{"data":{"CloudProvider":{"value":""}}},"InstanceId":{"value":""},
+        "Tags":{"value":"{\"env\": \"bad \\udc00 tag\", \"team\": \"payments\"}"}}}]}"#;
+    let findings = r#"{"status":"success","total_items":2,"data":[
+        {"id":"f1","name":"CVE-2024-1 - pkg","type":"VulnerabilityV2","asset_unique_id":"",
+         "data":{"CveId":{"value":"CVE-2024-1"},"CVE":{"data":{"Id":{"value":""}}},"CvssSeverity":"high",
+                 "FirstSeen":{"value":1711713600.123},"PatchAvailable":"Extended",
+                 "Inventory":{"data":{"AssetUniqueId":{"value":"AzureComputeVm_1_x1"}}}}},
+        {"id":"f2","name":"CVE-2024-2 - pkg","type":"VulnerabilityV2","asset_unique_id":"AzureComputeVm_1_x1",
+         "data":{"CveId":{"value":"CVE-2024-2"},"CvssSeverity":{"value":"LOW"},
+                 "FirstSeen":{"value":"1711713600123.0"}}}]}"#;
+    let pages = std::collections::BTreeMap::from([
+        (
+            "AzureComputeVm".to_string(),
+            vec![bytes::Bytes::from(assets)],
+        ),
+        (
+            "VulnerabilityV2".to_string(),
+            vec![bytes::Bytes::from(findings)],
+        ),
+    ]);
+    let fake = Fake::pages(pages, "");
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&config(&fake.url(), dir.path(), ""));
+    assert_eq!(
+        out.manifest.status,
+        RunStatus::Complete,
+        "{:?}",
+        out.manifest.error
+    );
+    let m = &out.manifest;
+    assert_eq!(m.counts.dead_letters, 0);
+    let docs = docs(&out_file(dir.path(), "etm-assets.ndjson"));
+    assert_eq!(docs.len(), 1);
+    let d = doc_by_id(&docs, "AzureComputeVm_1_x1");
+    assert_eq!(d["hostName"], "bare-host");
+    assert_eq!(d["instanceId"], Value::Null);
+    assert_eq!(d["processor"]["numberOfCpu"], 8);
+    assert_eq!(d["cloudProvider"], "AZURE");
+    assert_eq!(
+        d["temp_q_customAttributes"]["orcaCustomAttributes"],
+        json!({"env": "bad \u{fffd} tag", "team": "payments"})
+    );
+    assert_eq!(m.counts.transform.get("mended_encoded_json"), Some(&1));
+    let f = d["finding"].as_array().unwrap();
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[0]["externalFindingId"], "CVE-2024-1");
+    assert_eq!(f[0]["severity"], 4);
+    assert_eq!(f[0]["firstFoundOn"], "2024-03-29T12:00:00.123Z");
+    assert_eq!(
+        f[0]["findingType"]["vulnerability"]["isPatchAvailable"],
+        true
+    );
+    assert_eq!(f[1]["severity"], 2);
+    assert_eq!(f[1]["firstFoundOn"], "2024-03-29T12:00:00.123Z");
+    assert_eq!(m.counts.transform.get("unknown_cloud_provider"), None);
+}
+
+#[test]
 fn every_case_file_has_a_test() {
     let tested = ["01-", "02-", "03-", "04-", "05-", "06-", "07-"];
     for e in std::fs::read_dir(fixtures::cases_dir()).unwrap() {

@@ -519,3 +519,51 @@ async fn slow_but_steady_drip_hits_the_total_timeout() {
     assert_eq!(rep.retries_by_cause.get("timeout"), Some(&1));
     assert_eq!(parsed.unique(), 10);
 }
+
+#[tokio::test]
+async fn an_error_body_with_a_byte_order_mark_is_read_as_json() {
+    // Case 06's kind on another answer: Orca's words come out clean, not the
+    // body's text with its braces and mark.
+    let t = small_tenant(10);
+    let fake = serve(Arc::new(move |r: &Req| {
+        if r.n == 3 {
+            raw_reply(
+                403,
+                b"\xEF\xBB\xBF{\"error\": \"Given token not valid for any token type\"}",
+            )
+        } else {
+            t.answer(r)
+        }
+    }))
+    .await;
+    let (r, _) = run_against(&config(&fake)).await;
+    match r.unwrap_err() {
+        FetchError::Unauthorized { status, message } => {
+            assert_eq!(status, 403);
+            assert_eq!(message, "Given token not valid for any token type");
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_registered_check_reads_a_count_behind_a_byte_order_mark() {
+    let fake = serve(Arc::new(|_: &Req| {
+        raw_reply(
+            200,
+            b"\xEF\xBB\xBF{\"status\": \"success\", \"total_items\": 42, \"data\": []}",
+        )
+    }))
+    .await;
+    let mut cfg = config(&fake);
+    cfg.models = vec!["AwsEc2Instance".into()];
+    cfg.requests_per_second = 0.0;
+    let found = stages::fetch::check(&cfg, &Secret::new(TOKEN))
+        .await
+        .unwrap();
+    assert!(!found.is_empty());
+    assert!(
+        found.iter().all(|(_, said)| said == "42 items"),
+        "{found:?}"
+    );
+}

@@ -635,3 +635,244 @@ fn throughput() {
     let per = start.elapsed() / (2 * n);
     println!("{per:?} per record");
 }
+
+#[test]
+fn epoch_dates_with_a_fraction_keep_the_digits_sent_in_every_date_field() {
+    // Epoch seconds/milliseconds as JSON floats and as strings, in each of
+    // the four date fields of the map: the fraction written is the one
+    // emitted (binary floating point would give .122999907).
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    for v in ["1711713600.123", "1711713600123.0", "\"1711713600.123\""] {
+        let (_, f) = doc(
+            &t,
+            RecordKind::Finding,
+            owned(&format!(
+                r#"{{"id":"f","asset_unique_id":"a","data":{{"FirstSeen":{{"value":{v}}}}}}}"#
+            )),
+            &mut stats,
+        );
+        assert_eq!(f["firstFoundOn"], "2024-03-29T12:00:00.123Z", "{v}");
+        let (_, a) = doc(
+            &t,
+            RecordKind::Asset,
+            owned(&format!(
+                r#"{{"asset_unique_id":"a","type":"AwsEc2Instance","data":{{
+                    "assetPorts":{{"count":1,"value":[{{"data":{{"PortNumber":{{"value":22}},"FirstSeen":{{"value":{v}}},"LastUpdated":{{"value":{v}}}}}}}]}},
+                    "assetApplications":{{"count":1,"value":[{{"data":{{"Name":{{"value":"n"}},"InstallDate":{{"value":{v}}}}}}}]}}}}}}"#
+            )),
+            &mut stats,
+        );
+        assert_eq!(
+            a["ports"][0]["firstFound"], "2024-03-29T12:00:00.123Z",
+            "{v}"
+        );
+        assert_eq!(
+            a["ports"][0]["lastUpdated"], "2024-03-29T12:00:00.123Z",
+            "{v}"
+        );
+        assert_eq!(
+            a["softwares"][0]["installedDate"], "2024-03-29T12:00:00.123Z",
+            "{v}"
+        );
+    }
+    assert_eq!(stats.unparseable_dates, 0);
+}
+
+#[test]
+fn blank_values_are_missing_so_the_next_source_or_the_model_tells() {
+    // Case 03's kind: a value sent as "" (or blanks) is as missing as null,
+    // so a fallback path is tried, not an empty value published.
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    let asset =
+        |item: &str, stats: &mut TransformStats| doc(&t, RecordKind::Asset, owned(item), stats).1;
+    for (provider, model, want) in [
+        ("\"\"", "AwsEc2Instance", "EC2"),
+        ("\"  \"", "GcpVmInstance", "GCP"),
+    ] {
+        let a = asset(
+            &format!(
+                r#"{{"asset_unique_id":"a","type":"{model}","data":{{"CloudAccount":{{"data":{{"CloudProvider":{{"value":{provider}}}}}}}}}}}"#
+            ),
+            &mut stats,
+        );
+        assert_eq!(a["cloudProvider"], want, "{provider} {model}");
+    }
+    let a = asset(
+        r#"{"asset_unique_id":"a","type":"AwsEc2Instance","data":{"Hostname":{"value":""},"InstanceId":{"value":" "},"MacAddresses":{"value":[""]},"assetIps":[""]}}"#,
+        &mut stats,
+    );
+    assert_eq!(a["hostName"], Value::Null);
+    assert_eq!(a["instanceId"], Value::Null);
+    assert_eq!(a["networkInterfaces"], json!([]));
+    assert_eq!(stats, TransformStats::default(), "missing is not invalid");
+
+    let finding = |item: &str, stats: &mut TransformStats| {
+        let out = t
+            .transform(&record(RecordKind::Finding, owned(item)), stats)
+            .unwrap();
+        let EtmRecord::Finding(f) = out else {
+            panic!("not a finding")
+        };
+        (
+            f.asset_id,
+            serde_json::from_slice::<Value>(&f.json).unwrap(),
+        )
+    };
+    let (asset_id, f) = finding(
+        r#"{"id":"f","name":"CVE-9 - pkg","asset_unique_id":"","data":{
+            "CVE":{"data":{"Id":{"value":""},"PublicName":{"value":""}}},"CveId":{"value":"CVE-9"},
+            "Inventory":{"data":{"AssetUniqueId":{"value":"vm_1_i-1"}}}}}"#,
+        &mut stats,
+    );
+    assert_eq!(
+        asset_id, "vm_1_i-1",
+        "the Inventory link when asset_unique_id is blank"
+    );
+    assert_eq!(f["externalFindingId"], "CVE-9");
+    assert_eq!(f["findingType"]["vulnerability"]["cveId"], "CVE-9");
+    assert_eq!(f["name"], "CVE-9 - pkg");
+}
+
+#[test]
+fn without_a_provider_or_a_type_the_query_model_tells_the_provider() {
+    // Case 03's kind: the item's own `type` is missing too; the query that
+    // asked for one model still tells it.
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    let mut rec = record(
+        RecordKind::Asset,
+        owned(r#"{"asset_unique_id":"a","data":{"CloudAccount":null}}"#),
+    );
+    rec.query = Arc::new(QueryInfo {
+        label: "AzureComputeVm".into(),
+        model: "AzureComputeVm".into(),
+        kind: RecordKind::Asset,
+        track_first_seen: false,
+    });
+    let EtmRecord::Asset(a) = t.transform(&rec, &mut stats).unwrap() else {
+        panic!("not an asset")
+    };
+    let a: Value = serde_json::from_slice(&a.json).unwrap();
+    assert_eq!(a["cloudProvider"], "AZURE");
+    assert_eq!(stats.unknown_cloud_provider, 0);
+}
+
+#[test]
+fn faults_inside_a_json_encoded_value_are_mended_like_on_the_page() {
+    // Cases 01/02/06's kinds one level down: a map or list sent as a
+    // JSON-encoded string carries a lone surrogate, a number beyond f64 or a
+    // byte-order mark. The value is mended as the parse stage mends a page
+    // (U+FFFD, null, ignored) and counted, not lost whole.
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    let asset = |tags: &str, stats: &mut TransformStats| {
+        let item = format!(
+            r#"{{"asset_unique_id":"a","type":"AwsEc2Instance","data":{{"Tags":{{"value":{tags}}}}}}}"#
+        );
+        doc(&t, RecordKind::Asset, owned(&item), stats).1["temp_q_customAttributes"]
+            ["orcaCustomAttributes"]
+            .clone()
+    };
+    assert_eq!(
+        asset(
+            r#""{\"env\":\"bad \\udc00 x\",\"team\":\"payments\"}""#,
+            &mut stats
+        ),
+        json!({"env": "bad \u{fffd} x", "team": "payments"})
+    );
+    assert_eq!(
+        asset(r#""{\"n\":1e400,\"team\":\"payments\"}""#, &mut stats),
+        json!({"n": "", "team": "payments"})
+    );
+    assert_eq!(stats.mended_encoded_json, 2);
+    assert_eq!(
+        asset(r#""\ufeff{\"env\":\"prod\"}""#, &mut stats),
+        json!({"env": "prod"})
+    );
+    assert_eq!(stats.undecodable_tags, 0);
+    assert_eq!(stats.mended_encoded_json, 2, "a BOM is no fault");
+
+    let f = doc(
+        &t,
+        RecordKind::Finding,
+        owned(
+            r#"{"id":"f","asset_unique_id":"a","data":{"CVE":{"data":{"CweTypes":{"value":"[\"CWE-79\",\"CWE-\\ud800\"]"}}},
+                "ThreatImpact":{"value":"[\"Remote \\udc00 code execution\"]"}}}"#,
+        ),
+        &mut stats,
+    )
+    .1;
+    assert_eq!(
+        f["findingType"]["vulnerability"]["cweIds"],
+        json!(["CWE-79", "CWE-\u{fffd}"])
+    );
+    assert_eq!(f["impact"], "Remote \u{fffd} code execution");
+    assert_eq!(stats.mended_encoded_json, 4);
+}
+
+#[test]
+fn scalars_sent_without_their_value_wrapper_are_read() {
+    // Case 04's kind: a scalar field sent bare (`"Hostname": "web-1"`)
+    // instead of wrapped (`{"value": "web-1"}`) means the same value.
+    let t = transformer();
+    let mut stats = TransformStats::default();
+    let (_, a) = doc(
+        &t,
+        RecordKind::Asset,
+        owned(
+            r#"{"asset_unique_id":"a","type":"VmwareVmInstance","data":{
+                "Hostname":"web-1","InstanceId":"i-1","Memory":"16384","CpuCount":4,
+                "DistributionName":"Ubuntu","OsBitMode":64,
+                "CloudAccount":{"data":{"CloudProvider":"aws"}},
+                "assetApplications":{"count":2,"value":[
+                    {"data":{"Name":"openssl","IsOsPackage":"1"}},
+                    {"data":{"Name":"curl","IsOsPackage":"0"}}]}}}"#,
+        ),
+        &mut stats,
+    );
+    assert_eq!(a["hostName"], "web-1");
+    assert_eq!(a["instanceId"], "i-1");
+    assert_eq!(a["biosInfo"]["totalMemory"], 16384);
+    assert_eq!(a["processor"]["numberOfCpu"], 4);
+    assert_eq!(a["operatingSystem"]["name"], "Ubuntu");
+    assert_eq!(a["operatingSystem"]["architecture"], "64");
+    assert_eq!(a["cloudProvider"], "EC2");
+    assert_eq!(
+        a["softwares"],
+        json!([
+            {"name":"curl","version":null,"installedDate":null,"isSystemApp":false},
+            {"name":"openssl","version":null,"installedDate":null,"isSystemApp":true}
+        ])
+    );
+
+    let out = t
+        .transform(
+            &record(
+                RecordKind::Finding,
+                owned(
+                    r#"{"id":"f","name":"n","data":{"CvssSeverity":"HIGH","PatchAvailable":"Extended",
+                        "CveId":"CVE-2025-1","HasExploit":"0","FirstSeen":"2024-03-29T12:00:00+00:00",
+                        "Inventory":{"data":{"AssetUniqueId":"vm_1_i-1"}}}}"#,
+                ),
+            ),
+            &mut stats,
+        )
+        .unwrap();
+    let EtmRecord::Finding(f) = out else {
+        panic!("not a finding")
+    };
+    assert_eq!(f.asset_id, "vm_1_i-1");
+    let f: Value = serde_json::from_slice(&f.json).unwrap();
+    assert_eq!(
+        (f["severity"].clone(), f["qds"].clone()),
+        (json!(4), json!(80))
+    );
+    assert_eq!(f["externalFindingId"], "CVE-2025-1");
+    assert_eq!(f["firstFoundOn"], "2024-03-29T12:00:00Z");
+    let v = &f["findingType"]["vulnerability"];
+    assert_eq!(v["isPatchAvailable"], true);
+    assert_eq!(v["isExploitAvailable"], false);
+    assert_eq!(stats, TransformStats::default());
+}

@@ -14,13 +14,15 @@ pub async fn check(cfg: &FetchConfig, token: &Secret) -> Result<Vec<(String, Str
     let mut found = Vec::new();
     for p in plan(&cfg.models) {
         let said = match client.post(p.body(0, 1)).await.outcome {
-            Outcome::Body(body) => serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("total_items").and_then(|t| t.as_u64()))
-                .map_or_else(
-                    || "answered (no count)".to_string(),
-                    |t| format!("{t} items"),
-                ),
+            Outcome::Body(body) => serde_json::from_slice::<serde_json::Value>(
+                crate::parse::skip_byte_order_marks(&body),
+            )
+            .ok()
+            .and_then(|v| v.get("total_items").and_then(|t| t.as_u64()))
+            .map_or_else(
+                || "answered (no count)".to_string(),
+                |t| format!("{t} items"),
+            ),
             Outcome::Transient { detail, .. } => format!("not answered now: {detail}"),
             Outcome::QueryFailed(e) => format!("refused: {e}"),
             Outcome::Fatal(e) => return Err(e),

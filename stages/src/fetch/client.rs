@@ -153,7 +153,9 @@ impl OrcaClient {
             }
         }
         buf.truncate(MAX_ERROR_BODY);
-        let text = match serde_json::from_slice::<serde_json::Value>(&buf) {
+        let text = match serde_json::from_slice::<serde_json::Value>(
+            crate::parse::skip_byte_order_marks(&buf),
+        ) {
             Ok(v) => ["error", "message", "detail"]
                 .iter()
                 .find_map(|k| v.get(k).and_then(|m| m.as_str()).map(str::to_string))

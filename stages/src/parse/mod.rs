@@ -22,6 +22,19 @@ pub use repair::Repair;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The body without what some servers and proxies put before the JSON:
+/// byte-order marks (once or more) and blanks around them. JSON itself
+/// allows the blanks; the mark is no JSON and would cost the whole answer.
+pub fn skip_byte_order_marks(mut body: &[u8]) -> &[u8] {
+    loop {
+        let trimmed = body.trim_ascii_start();
+        match trimmed.strip_prefix(BOM) {
+            Some(rest) => body = rest,
+            None => return trimmed,
+        }
+    }
+}
+
 /// A parse worker's reusable state: simd-json's scratch buffers, the page
 /// copy it parses in place, and the tape's allocation.
 #[derive(Default)]
@@ -132,7 +145,7 @@ impl Parser {
         offset: u64,
         body: &'p [u8],
     ) -> ParsedPage<'p> {
-        let body = body.strip_prefix(BOM).unwrap_or(body);
+        let body = skip_byte_order_marks(body);
         self.fit(body.len().min(WHOLE_PAGE_MAX));
         let Parser {
             buffers,
@@ -536,12 +549,27 @@ fn salvage_id(raw: &[u8]) -> Option<String> {
                     }
                     let after = &rest[colon + 1..];
                     let q = after.iter().position(|c| !c.is_ascii_whitespace())?;
-                    if after[q] != b'"' {
+                    let v = &after[q..];
+                    if v[0].is_ascii_digit() {
+                        let end = v
+                            .iter()
+                            .position(|c| !c.is_ascii_digit())
+                            .unwrap_or(v.len());
+                        return std::str::from_utf8(&v[..end]).ok().map(str::to_string);
+                    }
+                    if v[0] != b'"' {
                         return None;
                     }
-                    let v = &after[q + 1..];
-                    let end = v.iter().position(|&c| c == b'"' || c == b'\\')?;
-                    return std::str::from_utf8(&v[..end]).ok().map(str::to_string);
+                    // The whole string literal, escapes decoded: an id cut at
+                    // its first backslash would be another finding's key. One
+                    // that does not decode (a lone surrogate) is no id.
+                    let mut end = 1;
+                    while *v.get(end)? != b'"' {
+                        end += if v[end] == b'\\' { 2 } else { 1 };
+                    }
+                    return serde_json::from_slice::<String>(&v[..=end])
+                        .ok()
+                        .filter(|id| !id.is_empty());
                 }
                 continue;
             }

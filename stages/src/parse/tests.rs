@@ -295,3 +295,45 @@ fn pages_over_the_whole_page_limit_are_read_row_by_row_alike() {
     assert_eq!(page.dead_letters[0].id.as_deref(), Some("r9"));
     assert_eq!(page.dead_letters[0].offset, 100);
 }
+
+#[test]
+fn byte_order_marks_and_blanks_before_the_answer_are_ignored() {
+    // Case 06's kind: the mark twice, after blanks, before a bare array,
+    // and before a page that must be read row by row (a row to mend).
+    let body = br#"{"status":"success","total_items":2,"data":[{"id":"a","name":"one"},{"id":"b","name":"bad \udc00"}]}"#;
+    let bare = br#"[{"id":"a","name":"one"},{"id":"b","name":"two"}]"#;
+    for prefix in [
+        &b"\xEF\xBB\xBF\xEF\xBB\xBF"[..],
+        b" \r\n\xEF\xBB\xBF",
+        b"\xEF\xBB\xBF \n",
+    ] {
+        for (text, want) in [
+            (&body[..], vec!["one", "bad \u{fffd}"]),
+            (&bare[..], vec!["one", "two"]),
+        ] {
+            let mut b = prefix.to_vec();
+            b.extend_from_slice(text);
+            let page = Parser::new().parse_owned(&query(RecordKind::Asset), 0, &b);
+            assert_eq!(summary(&page).rows, 2, "{prefix:?}");
+            assert_eq!(names(&page), want, "{prefix:?}");
+            assert!(page.dead_letters.is_empty());
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_row_keeps_its_whole_id_whatever_its_escapes() {
+    // The id of a dead letter is what keeps its finding from being marked
+    // FIXED: it must be the id the ledger knows, not its text up to the
+    // first backslash; an id that cannot be read faithfully is no id.
+    let body = br#"{"status":"success","data":[
+        {"id":"a\/b","x": [1,}},
+        {"id":"c\"d\u0065","x": [1,}},
+        {"id":"x\udc00y","x": [1,}},
+        {"id":12345,"x": [1,}},
+        {"id":"ok","name":"fine"}]}"#;
+    let page = Parser::new().parse_owned(&query(RecordKind::Finding), 0, body);
+    let ids: Vec<Option<&str>> = page.dead_letters.iter().map(|d| d.id.as_deref()).collect();
+    assert_eq!(ids, vec![Some("a/b"), Some("c\"de"), None, Some("12345")]);
+    assert_eq!(summary(&page).ids, vec!["a/b", "c\"de", "12345", "ok"]);
+}

@@ -95,6 +95,7 @@ impl Transformer {
         let mut probe = Env {
             scoring: &self.scoring,
             stats: &mut scratch,
+            model: Some(&query.model),
         };
         match rec.kind {
             RecordKind::Asset => {
@@ -113,6 +114,7 @@ impl Transformer {
                     &mut Env {
                         scoring: &self.scoring,
                         stats,
+                        model: Some(&rec.query.model),
                     },
                 );
                 Ok(EtmRecord::Asset(EtmAsset {
@@ -151,6 +153,7 @@ impl Transformer {
                     &mut Env {
                         scoring: &self.scoring,
                         stats,
+                        model: Some(&rec.query.model),
                     },
                 );
                 Ok(EtmRecord::Finding(EtmFinding {

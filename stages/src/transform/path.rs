@@ -35,11 +35,18 @@ impl Path {
         Ok(Path { segs })
     }
 
-    /// The value at this path, if every step exists.
+    /// The value at this path, if every step exists. A path ending in
+    /// `value` also finds a scalar or list sent without its wrapper
+    /// (`"Hostname": "web-1"` for `{"value": "web-1"}`): it can mean
+    /// nothing else. An object is never taken for its own value.
     pub fn get<'a, J: Json<'a>>(&self, root: J) -> Option<J> {
         let mut cur = root;
-        for seg in &self.segs {
+        let last = self.segs.len().saturating_sub(1);
+        for (i, seg) in self.segs.iter().enumerate() {
             cur = match seg {
+                Seg::Key(k) if i == last && &**k == "value" && !cur.is_object() => {
+                    (!cur.is_null()).then_some(cur)?
+                }
                 Seg::Key(k) => cur.get(k)?,
                 Seg::Index(i, _) if cur.is_array() => cur.index(*i)?,
                 Seg::Index(_, k) => cur.get(k)?,
@@ -49,9 +56,17 @@ impl Path {
     }
 }
 
-/// Alternatives tried in order: the first that yields a non-null value wins.
+/// Alternatives tried in order: the first that yields a value wins. Null
+/// and a blank string (`""`, `"  "`) are both missing: the next path is
+/// tried (`CVE.data.Id` blank, then `CveId`; a blank `CloudProvider`, then
+/// the model), and a field with nothing else is null, never `""`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sources(Vec<Path>);
+
+/// Whether a value carries nothing: null or a blank string.
+pub fn is_missing<'a, J: Json<'a>>(v: J) -> bool {
+    v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty())
+}
 
 impl Sources {
     pub fn parse(list: &[String]) -> Result<Sources, String> {
@@ -65,7 +80,7 @@ impl Sources {
         self.0
             .iter()
             .filter_map(|p| p.get(root))
-            .find(|v| !v.is_null())
+            .find(|v| !is_missing(*v))
     }
 }
 
@@ -118,6 +133,27 @@ mod tests {
         let doc = v(r#"{"a":{"value":null},"b":{"value":"x"}}"#);
         let s = Sources::parse(&["a.value".into(), "z".into(), "b.value".into()]).unwrap();
         assert_eq!(s.first(&doc).and_then(|x| x.as_str()), Some("x"));
+    }
+
+    #[test]
+    fn a_value_sent_without_its_wrapper_is_found() {
+        let doc = v(r#"{"a":"x","b":[1],"c":{"k":1},"d":null,"e":{"value":"y"}}"#);
+        let get = |p: &str| Path::parse(p).unwrap().get(&doc).cloned();
+        assert_eq!(get("a.value"), Some(v(r#""x""#)));
+        assert_eq!(get("b.value"), Some(v("[1]")));
+        assert_eq!(get("c.value"), None, "an object is not its own value");
+        assert_eq!(get("d.value"), None);
+        assert_eq!(get("e.value"), Some(v(r#""y""#)));
+        assert_eq!(get("a.value.x"), None, "only as the last step");
+    }
+
+    #[test]
+    fn blank_strings_are_missing() {
+        let doc = v(r#"{"a":{"value":""},"b":{"value":" \t"},"c":{"value":"x"}}"#);
+        let s = Sources::parse(&["a.value".into(), "b.value".into(), "c.value".into()]).unwrap();
+        assert_eq!(s.first(&doc).and_then(|x| x.as_str()), Some("x"));
+        let s = Sources::parse(&["a.value".into(), "b.value".into()]).unwrap();
+        assert!(s.first(&doc).is_none());
     }
 
     #[test]

@@ -52,6 +52,7 @@ counters!(
     unmapped_severity,
     unmapped_patch,
     undecodable_tags,
+    mended_encoded_json,
     invalid_numbers,
     invalid_strings,
     invalid_bools,

@@ -414,7 +414,7 @@ fn eval_node<'a, J: Json<'a>>(node: &'a Node, root: J, env: &mut Env<'_>) -> Out
         Node::Zip(cols) => {
             let mut columns: Vec<Vec<Out<'a>>> = Vec::with_capacity(cols.len());
             for (_, v) in cols {
-                columns.push(match list_items(v.src.first(root), true) {
+                columns.push(match list_items(v.src.first(root), true, env.stats) {
                     // Decoded from a string: nothing to borrow from once we return.
                     ListItems::Decoded(d) => {
                         d.iter().map(|el| v.apply(el, env).into_static()).collect()

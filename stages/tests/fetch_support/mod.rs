@@ -114,6 +114,16 @@ pub fn json_reply(status: u16, v: Value) -> Response {
         .into_response()
 }
 
+/// An answer whose body is `body` as it is (a byte-order mark, say).
+pub fn raw_reply(status: u16, body: &'static [u8]) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 pub fn with_header(mut r: Response, name: &'static str, value: &str) -> Response {
     r.headers_mut().insert(name, value.parse().unwrap());
     r

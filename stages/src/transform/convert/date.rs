@@ -4,6 +4,7 @@ use crate::json::Json;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
 
 use super::super::out::Out;
+use super::super::path::is_missing;
 use super::super::stats::TransformStats;
 
 /// Epoch values at or above this many units are milliseconds: as seconds
@@ -28,7 +29,7 @@ fn epoch_unit(n: f64) -> (i128, usize) {
 }
 
 pub fn date<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
-    let Some(v) = v.filter(|v| !v.is_null()) else {
+    let Some(v) = v.filter(|v| !is_missing(*v)) else {
         return Out::Null;
     };
     let parsed = if let Some(s) = v.as_str() {
@@ -61,7 +62,7 @@ pub fn parse_date(s: &str) -> Option<String> {
     if let Some((int, frac)) = digits.split_once('.') {
         let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
         if !int.is_empty() && !frac.is_empty() && all_digits(int) && all_digits(frac) {
-            return epoch_float(s.parse::<f64>().ok()?);
+            return epoch_decimal(s.starts_with('-'), int, frac);
         }
     }
     iso(s).or_else(|| {
@@ -83,22 +84,47 @@ fn epoch_int(n: i128) -> Option<String> {
     render(dt, &frac)
 }
 
+/// An epoch number that arrived as a JSON float. Its shortest decimal
+/// text (what `Display` writes, never an exponent) is the number the
+/// sender wrote, so `1711713600.123` keeps its `.123`: computing with the
+/// binary value instead would give `.122999907`.
 fn epoch_float(f: f64) -> Option<String> {
     if !f.is_finite() {
         return None;
     }
-    let secs_f = f / epoch_unit(f).0 as f64;
-    let secs = secs_f.floor();
-    if secs.abs() > 1e13 {
+    let text = f.abs().to_string();
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    epoch_decimal(f.is_sign_negative(), int, frac)
+}
+
+/// An epoch value written in decimal (`int`.`frac`, digits only), in the
+/// unit its size tells, to the nanosecond (rounded half up), computed on
+/// the digits so no fraction is lost to binary floating point.
+fn epoch_decimal(negative: bool, int: &str, frac: &str) -> Option<String> {
+    // Past 30 digits even nanoseconds lie beyond the year 9999.
+    let int = int.trim_start_matches('0');
+    if int.len() > 30 {
         return None;
     }
-    let mut nanos = ((secs_f - secs) * 1e9).round() as u32;
-    let mut secs = secs as i64;
-    if nanos >= 1_000_000_000 {
-        secs += 1;
-        nanos = 0;
+    let whole: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let (per_sec, _) = epoch_unit(whole as f64);
+    // Nanoseconds per unit: 10^(9 - digits of the unit).
+    let unit_digits = 9 - per_sec.ilog10() as usize;
+    let ns_per_unit = 10i128.pow(unit_digits as u32);
+    let mut part: i128 = 0;
+    for i in 0..unit_digits {
+        let d = frac.as_bytes().get(i).map_or(0, |b| i128::from(b - b'0'));
+        part = part * 10 + d;
     }
-    let dt = DateTime::from_timestamp(secs, 0)?.naive_utc();
+    if frac.as_bytes().get(unit_digits).is_some_and(|b| *b >= b'5') {
+        part += 1;
+    }
+    let mut ns = whole.checked_mul(ns_per_unit)?.checked_add(part)?;
+    if negative {
+        ns = -ns;
+    }
+    let (secs, nanos) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+    let dt = DateTime::from_timestamp(i64::try_from(secs).ok()?, 0)?.naive_utc();
     let frac = if nanos == 0 {
         String::new()
     } else {
@@ -281,6 +307,19 @@ mod tests {
             parse_date("2025-11-20").as_deref(),
             Some("2025-11-20T00:00:00Z")
         );
+        // Epoch values with a fraction keep exactly the digits written,
+        // whatever the unit (binary floating point would turn .123 into
+        // .122999907).
+        for (s, want) in [
+            ("1711713600.123", "2024-03-29T12:00:00.123Z"),
+            ("1711713600123.0", "2024-03-29T12:00:00.123Z"),
+            ("1711713600000.5", "2024-03-29T12:00:00.0005Z"),
+            ("1711713600.1234567894", "2024-03-29T12:00:00.123456789Z"),
+            ("1711713600.9999999996", "2024-03-29T12:00:01Z"),
+            ("-0.5", "1969-12-31T23:59:59.5Z"),
+        ] {
+            assert_eq!(parse_date(s).as_deref(), Some(want), "{s}");
+        }
         assert_eq!(
             parse_date("1711713600123456").as_deref(),
             Some("2024-03-29T12:00:00.123456Z")

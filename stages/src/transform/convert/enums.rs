@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use crate::json::Json;
 
 use super::super::out::Out;
+use super::super::path::is_missing;
 use super::super::scoring::ScoringConfig;
 use super::super::stats::TransformStats;
 
@@ -26,8 +27,18 @@ const PROVIDERS: &[(&str, &str)] = &[
     ("VmwareVmInstance", UNKNOWN_PROVIDER),
 ];
 
-pub fn cloud_provider<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
-    let name = v.and_then(|v| v.as_str()).map(str::trim);
+/// The ETM provider of an Orca provider or model name. With no value at
+/// all (no provider, no `type` on the item), `model` (the model the query
+/// asked for) tells it.
+pub fn cloud_provider<'a, J: Json<'a>>(
+    v: Option<J>,
+    model: Option<&str>,
+    stats: &mut TransformStats,
+) -> Out<'static> {
+    let name = match v {
+        Some(v) => v.as_str().map(str::trim),
+        None => model.map(str::trim),
+    };
     let hit = name.and_then(|n| {
         PROVIDERS
             .iter()
@@ -81,7 +92,7 @@ pub fn severity<'a, J: Json<'a>>(
 /// `Yes`/`Extended`/`true` → true, `No`/`false` → false, null stays null,
 /// anything else is null and counted.
 pub fn patch<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'static> {
-    let Some(v) = v.filter(|v| !v.is_null()) else {
+    let Some(v) = v.filter(|v| !is_missing(*v)) else {
         return Out::Null;
     };
     if let Some(b) = v.as_bool() {

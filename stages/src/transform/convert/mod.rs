@@ -24,6 +24,8 @@ pub use scalar::{list_items, ListItems};
 pub struct Env<'a> {
     pub scoring: &'a ScoringConfig,
     pub stats: &'a mut TransformStats,
+    /// The Orca model the record's query asked for, when it asked for one.
+    pub model: Option<&'a str>,
 }
 
 /// Apply `conv` to the value found (or `None` when no source had one).
@@ -44,7 +46,7 @@ pub fn apply<'a, J: Json<'a>>(
         Convert::Number => scalar::number(v, stats),
         Convert::Bool => scalar::boolean(v, stats),
         Convert::Date => date::date(v, stats),
-        Convert::CloudProvider => enums::cloud_provider(v, stats),
+        Convert::CloudProvider => enums::cloud_provider(v, env.model, stats),
         Convert::Severity => Out::U64(u64::from(enums::severity(v, env.scoring, Some(stats)))),
         Convert::Qds => {
             // The severity field already counted an unmapped value; don't count twice.
@@ -53,7 +55,7 @@ pub fn apply<'a, J: Json<'a>>(
         }
         Convert::Patch => enums::patch(v, stats),
         Convert::Tags => tags::tags(v, limit, counter, stats),
-        Convert::First => scalar::first(v),
+        Convert::First => scalar::first(v, stats),
         Convert::StringList => scalar::string_list(v, stats),
         Convert::Ip => scalar::ip(v, stats),
     }

@@ -6,11 +6,14 @@ use std::net::IpAddr;
 use simd_json::OwnedValue;
 
 use super::super::out::Out;
+use super::super::path::is_missing;
 use super::super::stats::TransformStats;
 use crate::json::Json;
 
+/// The value unless it is missing (null or a blank string: see
+/// [`path::is_missing`](super::super::path::is_missing)).
 fn present<'a, J: Json<'a>>(v: Option<J>) -> Option<J> {
-    v.filter(|v| !v.is_null())
+    v.filter(|v| !is_missing(*v))
 }
 
 /// Any value, copied. Object keys are sorted: Orca's key order is not part
@@ -188,6 +191,9 @@ pub fn boolean<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out
             ("false", false),
             ("yes", true),
             ("no", false),
+            // Numbers sent as strings, as 1 and 0 are read below.
+            ("1", true),
+            ("0", false),
         ] {
             if s.eq_ignore_ascii_case(word) {
                 return Out::Bool(b);
@@ -226,7 +232,11 @@ impl<J: Copy> ListItems<J> {
 
 /// With `split_commas`, a bare string `"a, b"` is the list `["a", "b"]`
 /// (for MACs, IPs and CWE ids, which never contain a comma).
-pub fn list_items<'a, J: Json<'a>>(v: Option<J>, split_commas: bool) -> ListItems<J> {
+pub fn list_items<'a, J: Json<'a>>(
+    v: Option<J>,
+    split_commas: bool,
+    stats: &mut TransformStats,
+) -> ListItems<J> {
     let Some(v) = present(v) else {
         return ListItems::Empty;
     };
@@ -242,14 +252,13 @@ pub fn list_items<'a, J: Json<'a>>(v: Option<J>, split_commas: bool) -> ListItem
         }
         // A wrapper around some other list shape (`{"value": "a,b"}`).
         return match v.get("value") {
-            Some(inner) => list_items(Some(inner), split_commas),
+            Some(inner) => list_items(Some(inner), split_commas, stats),
             None => ListItems::Borrowed(vec![v]),
         };
     }
     if let Some(s) = v.as_str() {
-        if s.trim_start().starts_with('[') {
-            let mut bytes = s.as_bytes().to_vec();
-            if let Ok(OwnedValue::Array(a)) = simd_json::to_owned_value(&mut bytes) {
+        if embedded_text(s).starts_with('[') {
+            if let Some(OwnedValue::Array(a)) = decode_embedded(s, stats) {
                 return ListItems::Decoded(*a);
             }
         }
@@ -261,9 +270,36 @@ pub fn list_items<'a, J: Json<'a>>(v: Option<J>, split_commas: bool) -> ListItem
     ListItems::Borrowed(vec![v])
 }
 
+/// The text of a JSON-encoded value, without the byte-order mark or
+/// blanks some senders put before it.
+fn embedded_text(s: &str) -> &str {
+    s.trim_start_matches(|c: char| c == '\u{feff}' || c.is_whitespace())
+}
+
+/// A map or list sent as a JSON-encoded string, decoded. The faults the
+/// parse stage mends on a page (lone surrogate, number beyond f64, ...;
+/// see [`crate::parse::repair`]) are mended here the same way and counted
+/// in `mended_encoded_json`: one bad escape must not cost the whole map.
+/// `None` when the text is no JSON even once mended.
+pub fn decode_embedded(s: &str, stats: &mut TransformStats) -> Option<OwnedValue> {
+    let text = embedded_text(s);
+    let mut bytes = text.as_bytes().to_vec();
+    if let Ok(v) = simd_json::to_owned_value(&mut bytes) {
+        return Some(v);
+    }
+    let mut mended = Vec::new();
+    let mut fixed = crate::parse::repair::repair(text.as_bytes(), &mut mended);
+    if mended.is_empty() {
+        return None;
+    }
+    let v = simd_json::to_owned_value(&mut fixed).ok()?;
+    stats.mended_encoded_json += mended.len() as u64;
+    Some(v)
+}
+
 /// The first element of a list, or the value itself when it is not a list.
-pub fn first<'a, J: Json<'a>>(v: Option<J>) -> Out<'a> {
-    match list_items(v, false) {
+pub fn first<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'a> {
+    match list_items(v, false, stats) {
         ListItems::Decoded(d) => d.first().map_or(Out::Null, |e| json(e).into_static()),
         items => items.borrowed().first().map_or(Out::Null, |e| json(*e)),
     }
@@ -271,7 +307,7 @@ pub fn first<'a, J: Json<'a>>(v: Option<J>) -> Out<'a> {
 
 pub fn string_list<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) -> Out<'a> {
     fn push<'b, K: Json<'b>>(item: K, out: &mut Vec<Out<'static>>, stats: &mut TransformStats) {
-        if item.is_null() {
+        if is_missing(item) {
             return;
         }
         match scalar_text(item) {
@@ -280,7 +316,7 @@ pub fn string_list<'a, J: Json<'a>>(v: Option<J>, stats: &mut TransformStats) ->
         }
     }
     let mut out = Vec::new();
-    match list_items(v, true) {
+    match list_items(v, true, stats) {
         ListItems::Empty => return Out::Null,
         ListItems::Decoded(d) => d.iter().for_each(|i| push(i, &mut out, stats)),
         ListItems::Borrowed(b) => b.into_iter().for_each(|i| push(i, &mut out, stats)),

@@ -8,7 +8,7 @@ use crate::json::Json;
 
 use super::super::out::Out;
 use super::super::stats::{Counter, TransformStats};
-use super::scalar::{json, scalar_text};
+use super::scalar::{decode_embedded, json, scalar_text};
 
 /// The tag map with keys and values as strings, sorted by key so a cut at
 /// `limit` keeps the same tags on every run. A map sent as a JSON-encoded
@@ -25,7 +25,7 @@ pub fn tags<'a, J: Json<'a>>(
     };
     let map = match v.as_str() {
         Some(s) if s.trim().is_empty() => return Out::Null,
-        Some(s) => match decode(s) {
+        Some(s) => match decode(s, stats) {
             Some(d) => collect(&d),
             None => None,
         },
@@ -52,14 +52,10 @@ pub fn tags<'a, J: Json<'a>>(
 }
 
 /// A map sent as a JSON-encoded string (encoded twice is seen in the wild
-/// too: a JSON string holding the JSON map).
-fn decode(s: &str) -> Option<OwnedValue> {
-    let mut bytes = s.as_bytes().to_vec();
-    match simd_json::to_owned_value(&mut bytes).ok()? {
-        OwnedValue::String(inner) => {
-            let mut bytes = inner.into_bytes();
-            simd_json::to_owned_value(&mut bytes).ok()
-        }
+/// too: a JSON string holding the JSON map), mended as a page is.
+fn decode(s: &str, stats: &mut TransformStats) -> Option<OwnedValue> {
+    match decode_embedded(s, stats)? {
+        OwnedValue::String(inner) => decode_embedded(&inner, stats),
         d => Some(d),
     }
 }
