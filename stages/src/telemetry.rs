@@ -264,7 +264,7 @@ pub const METRICS: &[Metric] = &[
     m(SINK_REQUESTS, Counter, Unit::Count, P_SINK_ENDPOINT_STATUS, Recorded,
       "Requests of a webhook sink to the Qualys gateway, by endpoint (auth, sync) and HTTP status (error when none came back)."),
     m(SINK_RETRIES, Counter, Unit::Count, P_SINK_REASON, Recorded,
-      "Webhook sink retries by cause (http_409, http_429, http_5xx, unauthorized, transport, asset_error)."),
+      "Webhook sink retries by cause (http_409, http_429, http_5xx, unauthorized, transport, asset_error, bisect)."),
     m(SINK_DOCUMENTS_SENT, Counter, Unit::Count, P_SINK, Recorded,
       "Documents the Qualys gateway accepted."),
     m(SINK_SENT_BYTES, Counter, Unit::Bytes, P_SINK, Recorded,
