@@ -34,7 +34,7 @@ fn record(kind: RecordKind, item: OwnedValue) -> OrcaRecord {
 
 /// The `data` rows of a case file, as the parse stage would hand them over.
 fn case(file: &str) -> Vec<OwnedValue> {
-    let path = format!("{}/../../shared/cases/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = fixtures::cases_dir().join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     let OwnedValue::Object(mut body) = owned(&text) else {
         panic!("{file}: not an object")
@@ -211,10 +211,7 @@ fn case_07_public_spelling() {
 #[test]
 fn case_02_after_parse_repair() {
     // The parse stage turns `1e400` into null before the transform sees it.
-    let path = format!(
-        "{}/../../shared/cases/02-number-out-of-range.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = fixtures::cases_dir().join("02-number-out-of-range.json");
     let text = std::fs::read_to_string(path)
         .unwrap()
         .replace("1e400", "null");
@@ -298,11 +295,7 @@ fn example_document_and_every_mapping_row() {
 /// The same, compared with the example as etm-model.md itself prints it.
 #[test]
 fn example_matches_the_spec_file() {
-    let spec = std::fs::read_to_string(format!(
-        "{}/../../shared/spec/etm-model.md",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
+    let spec = std::fs::read_to_string(fixtures::etm_model_spec()).unwrap();
     let start = spec.find("```json").unwrap() + "```json".len();
     let end = start + spec[start..].find("```").unwrap();
     let mut want: Value = serde_json::from_str(&spec[start..end]).unwrap();

@@ -17,8 +17,8 @@ fn query(kind: RecordKind) -> Arc<QueryInfo> {
 }
 
 fn case(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../shared/cases/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let path = fixtures::cases_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn summary(p: &OwnedPage) -> &PageSummary {
@@ -103,7 +103,7 @@ fn byte_order_mark_is_ignored() {
 
 #[test]
 fn every_case_file_is_read_without_losing_a_row() {
-    let dir = format!("{}/../../shared/cases", env!("CARGO_MANIFEST_DIR"));
+    let dir = fixtures::cases_dir();
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
