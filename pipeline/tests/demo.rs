@@ -2,8 +2,12 @@
 //! runs it: the binary, its exit code, its summary and its files, checked
 //! against what the generator says the fake tenant holds.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use common::docs;
 
 use fixtures::tenant::{Tenant, TenantSpec};
 use serde_json::Value;
@@ -31,14 +35,6 @@ fn expected() -> fixtures::tenant::Expected {
     Tenant::new(spec).expected().clone()
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn the_demo_writes_every_asset_and_finding_of_the_fake_tenant() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,7 +48,7 @@ fn the_demo_writes_every_asset_and_finding_of_the_fake_tenant() {
         String::from_utf8_lossy(&o.stderr)
     );
     let want = expected();
-    let docs = lines(&out.join("etm-assets.ndjson"));
+    let docs = docs(&out.join("etm-assets.ndjson"));
     // Orphan findings are published under a minimal document of their own.
     let orphans = docs
         .iter()
@@ -95,7 +91,7 @@ fn the_demo_with_qualys_delivers_the_same_documents_to_the_fake_gateway() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
-    let docs = lines(&out.join("etm-assets.ndjson"));
+    let docs = docs(&out.join("etm-assets.ndjson"));
     let findings: usize = docs
         .iter()
         .map(|d| d["finding"].as_array().map_or(0, Vec::len))

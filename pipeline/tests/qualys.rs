@@ -34,6 +34,15 @@ fn cfg(orca: &Fake, gw: &Gateway, dir: &Path, webhook_extra: &str) -> Config {
     Config::parse(&text).unwrap()
 }
 
+/// The key of the `n`-th document of a clean run over `orca`.
+fn asset_key(orca: &Fake, n: usize) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start("", |_| {});
+    let out = run(&cfg(orca, &gw, dir.path(), ""));
+    assert_eq!(out.manifest.status, RunStatus::Complete);
+    doc_key(&docs(&out_file(dir.path(), "etm-assets.ndjson"))[n])
+}
+
 /// One run, checked: complete, every sink reported, what Qualys accepted
 /// is the NDJSON, no needless resend, CSV consistent with NDJSON.
 fn run_and_check(gw: &Gateway, cfg: &Config, dir: &Path) -> RunOutcome {
@@ -256,14 +265,7 @@ fn refused_assets_are_retried_in_later_batches() {
 #[test]
 fn an_asset_refused_every_time_becomes_a_dead_letter_with_the_reason() {
     let orca = Fake::synthetic(spec(), 0.0, "");
-    let dir = tempfile::tempdir().unwrap();
-    // Find a real asset key first.
-    let victim = {
-        let gw = Gateway::start("", |_| {});
-        let out = run(&cfg(&orca, &gw, dir.path(), ""));
-        assert_eq!(out.manifest.status, RunStatus::Complete);
-        doc_key(&docs(&out_file(dir.path(), "etm-assets.ndjson"))[7])
-    };
+    let victim = asset_key(&orca, 7);
     let gw = Gateway::start(
         &format!("[[faults]]\nkind = \"asset_error\"\nassets = [{victim:?}]\nmessage = \"duplicate instance id\"\n"),
         |_| {},
@@ -291,11 +293,7 @@ fn an_asset_refused_every_time_becomes_a_dead_letter_with_the_reason() {
     assert_eq!(webhook.dead_letters, 1);
     let file = webhook.dead_letter_file.as_deref().unwrap();
     assert!(file.ends_with("qualys_webhook-dead-letters.ndjson"));
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(file)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = common::docs(Path::new(file));
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["asset_id"], victim.as_str());
     assert_eq!(lines[0]["reason"], "duplicate instance id");
@@ -322,13 +320,7 @@ fn an_asset_refused_every_time_becomes_a_dead_letter_with_the_reason() {
 #[test]
 fn an_asset_that_spoils_its_batch_is_found_by_halving_and_dead_lettered() {
     let orca = Fake::synthetic(spec(), 0.0, "");
-    let dir = tempfile::tempdir().unwrap();
-    let victim = {
-        let gw = Gateway::start("", |_| {});
-        let out = run(&cfg(&orca, &gw, dir.path(), ""));
-        assert_eq!(out.manifest.status, RunStatus::Complete);
-        doc_key(&docs(&out_file(dir.path(), "etm-assets.ndjson"))[20])
-    };
+    let victim = asset_key(&orca, 20);
     // Any request holding the victim is refused whole with 400.
     let gw = Gateway::start(
         &format!("[[faults]]\nkind = \"bad_asset\"\nassets = [{victim:?}]\nmessage = \"os is not a string\"\n"),
@@ -366,11 +358,7 @@ fn an_asset_that_spoils_its_batch_is_found_by_halving_and_dead_lettered() {
     assert_eq!(webhook.details["bisections"], 4);
     assert_eq!(webhook.details["accepted"], docs.len() as u64 - 1);
     let file = webhook.dead_letter_file.as_deref().unwrap();
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(file)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = common::docs(Path::new(file));
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["asset_id"], victim.as_str());
     let reason = lines[0]["reason"].as_str().unwrap();

@@ -114,6 +114,16 @@ fn a_token_refused_right_after_login_stops_the_sink() {
     assert_eq!(gw.gw().calls().len(), 4);
 }
 
+/// Each sync call's (asset count, status), in order.
+fn sync_calls(gw: &Gw) -> Vec<(usize, u16)> {
+    gw.gw()
+        .calls()
+        .iter()
+        .filter(|c| c.sync_no > 0)
+        .map(|c| (c.assets.len(), c.status))
+        .collect()
+}
+
 #[test]
 fn a_wrong_connector_is_not_retried_and_the_gateway_says_why() {
     let gw = Gw::start("");
@@ -129,13 +139,7 @@ fn a_wrong_connector_is_not_retried_and_the_gateway_says_why() {
     // /auth, then the batch of two and its halves, each once (a 400 is
     // never retried as such); nothing accepted, so the sink stops rather
     // than dead-letter the assets.
-    let sync: Vec<(usize, u16)> = gw
-        .gw()
-        .calls()
-        .iter()
-        .filter(|c| c.sync_no > 0)
-        .map(|c| (c.assets.len(), c.status))
-        .collect();
+    let sync: Vec<(usize, u16)> = sync_calls(&gw);
     assert_eq!(sync, [(2, 400), (1, 400), (1, 400)]);
     assert!(e.contains("refused every request as bad"), "{e}");
 }
@@ -150,13 +154,7 @@ fn too_large_splits_the_batch_and_dead_letters_a_lone_asset() {
     let mut s = sink(&gw, dir.path(), PW, |c| c.batch_assets = 4);
     write_all(&mut s, 4).unwrap();
     let report = Box::new(s).commit().unwrap();
-    let sizes: Vec<(usize, u16)> = gw
-        .gw()
-        .calls()
-        .iter()
-        .filter(|c| c.sync_no > 0)
-        .map(|c| (c.assets.len(), c.status))
-        .collect();
+    let sizes: Vec<(usize, u16)> = sync_calls(&gw);
     assert_eq!(sizes, [(4, 413), (2, 413), (1, 413), (1, 200), (2, 200)]);
     assert_eq!(report.dead_letters, 1);
     assert_eq!(
