@@ -108,6 +108,31 @@ struct Tallies {
     unreadable: Mutex<Unreadable>,
 }
 
+/// The incomplete queries, those that failed alike named together, so one
+/// cause met by every model is said once.
+fn incomplete_reason(r: &FetchReport) -> String {
+    let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
+    for q in r.incomplete() {
+        let reason = match &q.error {
+            Some(e) => e.clone(),
+            None => format!(
+                "read {} of {} items",
+                q.unique_ids,
+                q.total_items.unwrap_or(0)
+            ),
+        };
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, labels)) => labels.push(&q.label),
+            None => by_reason.push((reason, vec![&q.label])),
+        }
+    }
+    by_reason
+        .iter()
+        .map(|(reason, labels)| format!("{}: {reason}", labels.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Run one full sync.
 pub fn sync(cfg: &Config, token: &Secret, opts: SyncOptions) -> Result<RunOutcome, RunError> {
     let meter = RunMeter::start(cfg);
@@ -176,20 +201,19 @@ fn sync_metered(
     let fetch_report = match &pull.fetch {
         Ok(r) => {
             if !r.complete {
-                status = RunStatus::Partial;
-                let missing: Vec<String> = r
-                    .incomplete()
-                    .map(|q| match &q.error {
-                        Some(e) => format!("{}: {e}", q.label),
-                        None => format!(
-                            "{}: read {} of {} items",
-                            q.label,
-                            q.unique_ids,
-                            q.total_items.unwrap_or(0)
-                        ),
-                    })
-                    .collect();
-                error = Some(format!("incomplete queries: {}", missing.join("; ")));
+                let why = incomplete_reason(r);
+                if r.queries
+                    .iter()
+                    .all(|q| q.total_items.is_none() && q.pages == 0)
+                {
+                    // Not one query was read: publishing would put an empty
+                    // output over the last good one.
+                    status = RunStatus::Failed;
+                    error = Some(format!("no query could be read: {why}"));
+                } else {
+                    status = RunStatus::Partial;
+                    error = Some(format!("incomplete queries: {why}"));
+                }
             }
             Some(r.clone())
         }

@@ -189,14 +189,17 @@ async fn transport_errors_never_show_the_token() {
     };
     let (tx, rx) = pipe();
     let _p = spawn_parser(rx);
-    let rep = run(&cfg, &Secret::new(TOKEN), tx, CancellationToken::new())
+    let e = run(&cfg, &Secret::new(TOKEN), tx, CancellationToken::new())
         .await
-        .unwrap();
-    assert!(!rep.complete);
-    assert_eq!(rep.retries_by_cause.get("connect"), Some(&2));
-    let text = format!("{rep:?} {}", serde_json::to_string(&rep).unwrap());
-    assert!(text.contains("gave up"), "{text}");
-    assert_no_token(&text);
+        .unwrap_err();
+    // Nothing ever answered: the run stops at the first query to give up
+    // instead of spending every other query's retries the same way.
+    let FetchError::Unreachable { url, detail } = &e else {
+        panic!("expected Unreachable, got {e:?}");
+    };
+    assert_eq!(url, &format!("http://{addr}/api/serving-layer/query"));
+    assert!(detail.contains("2 attempts, last (connect)"), "{detail}");
+    assert_no_token(&format!("{e} {e:?}"));
 }
 
 #[tokio::test]
@@ -488,10 +491,65 @@ async fn silent_server_hits_read_timeout_before_any_header() {
     };
     let started = Instant::now();
     let (r, _) = run_against(&cfg).await;
+    let e = r.unwrap_err();
+    let FetchError::Unreachable { detail, .. } = &e else {
+        panic!("expected Unreachable, got {e:?}");
+    };
+    assert!(detail.contains("2 attempts, last (timeout)"), "{detail}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_query_never_answered_after_orca_answered_another_is_only_incomplete() {
+    // The first connection gets an empty page; every later one is held
+    // silent. Orca was reachable, so the silent query is that query's
+    // trouble: the run goes on and reports it incomplete.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut held = Vec::new();
+        let mut first = true;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            if std::mem::take(&mut first) {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = sock.read(&mut buf).await;
+                let body = r#"{"status":"success","total_items":0,"data":[]}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            } else {
+                held.push(sock);
+            }
+        }
+    });
+    let cfg = FetchConfig {
+        domain: format!("http://{addr}/api/"),
+        allow_insecure_http: true,
+        requests_per_second: 0.0,
+        read_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(60),
+        max_retries_per_request: 1,
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(2),
+        concurrency: 1,
+        models: vec!["AwsEc2Instance".into()],
+        ..FetchConfig::default()
+    };
+    let (r, _) = run_against(&cfg).await;
     let rep = r.unwrap();
     assert!(!rep.complete);
-    assert_eq!(rep.retries_by_cause.get("timeout"), Some(&2));
-    assert!(started.elapsed() < Duration::from_secs(10));
+    let assets = rep.query("AwsEc2Instance").unwrap();
+    assert!(assets.complete, "{assets:?}");
+    let findings = rep.incomplete().next().unwrap();
+    assert_eq!(findings.model, "VulnerabilityV2");
+    assert!(
+        findings.error.as_deref().unwrap().contains("gave up"),
+        "{findings:?}"
+    );
+    assert_eq!(rep.retries_by_cause.get("timeout"), Some(&1));
 }
 
 #[tokio::test]

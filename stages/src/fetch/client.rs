@@ -23,6 +23,9 @@ pub struct Reply {
     /// The HTTP status, or `timeout`/`connect`/`transport` when none came
     /// back whole (the `status` label of the requests counter).
     pub status: SharedString,
+    /// A status line came back: Orca (or something in front of it) is
+    /// reachable, whatever the outcome.
+    pub answered: bool,
 }
 
 /// What one request came back with.
@@ -91,7 +94,7 @@ impl OrcaClient {
     pub async fn post(&self, body: Bytes) -> Reply {
         let resp = match self.http.post(self.url.clone()).body(body).send().await {
             Ok(r) => r,
-            Err(e) => return self.transport_error(&e),
+            Err(e) => return self.transport_error(&e, false),
         };
         let status = resp.status();
         if status.is_success() {
@@ -99,8 +102,9 @@ impl OrcaClient {
                 Ok(b) => Reply {
                     outcome: Outcome::Body(b),
                     status: status_label(status),
+                    answered: true,
                 },
-                Err(e) => self.transport_error(&e),
+                Err(e) => self.transport_error(&e, true),
             };
         }
         let retry_after = resp
@@ -112,10 +116,11 @@ impl OrcaClient {
         Reply {
             outcome: classify_status(status, message, retry_after, &self.url),
             status: status_label(status),
+            answered: true,
         }
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> Reply {
+    fn transport_error(&self, e: &reqwest::Error, answered: bool) -> Reply {
         let cause = if e.is_timeout() {
             "timeout"
         } else if e.is_connect() {
@@ -139,6 +144,7 @@ impl OrcaClient {
                 detail: self.scrub(&detail),
             },
             status: SharedString::const_str(cause),
+            answered,
         }
     }
 

@@ -13,6 +13,13 @@ pub enum FetchError {
     /// 404: the base URL is wrong (wrong region or path).
     #[error("Orca answered 404 Not Found for {url}: check the configured domain / base URL")]
     NotFound { url: String },
+    /// No request of the run got any HTTP answer (refused, DNS, timeouts):
+    /// every query would fail the same way, so the run stops at the first.
+    #[error("cannot reach Orca at {url}: {detail}; check the domain, DNS, proxy and firewall")]
+    Unreachable { url: String, detail: String },
+    /// The check: Orca answered, but not one query with a page.
+    #[error("Orca answered no query with a page, so the token is not proven: {0}")]
+    NoQueryAnswered(String),
     #[error("invalid fetch configuration: {0}")]
     Config(String),
     #[error("fetch cancelled")]

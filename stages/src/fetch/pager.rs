@@ -46,6 +46,10 @@ pub async fn read_page(
             r = st.client.post(body.clone()) => r,
         };
         st.metrics.request(reply.status, sent_at.elapsed());
+        if reply.answered {
+            st.answered.store(true, Ordering::Release);
+        }
+        let unanswered = !reply.answered;
         let (cause, retry_after, detail) = match reply.outcome {
             Outcome::Body(bytes) => {
                 let (ack, verdict) = oneshot::channel();
@@ -97,6 +101,15 @@ pub async fn read_page(
             }
         };
         if retries >= st.policy.max_per_request {
+            if unanswered && !st.answered.load(Ordering::Acquire) {
+                // Not one request of the run was answered: the other queries
+                // would spend their retries the same way; stop them now.
+                st.fail(super::FetchError::Unreachable {
+                    url: st.client.url().to_string(),
+                    detail: format!("{} attempts, last ({cause}): {detail}", retries + 1),
+                });
+                return Err(PageError::Stop);
+            }
             return Err(PageError::GaveUp(format!(
                 "gave up at offset {offset} after {} attempts; last error ({cause}): {detail}",
                 retries + 1

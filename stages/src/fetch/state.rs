@@ -1,6 +1,6 @@
 //! Runtime state of one fetch run, shared by every partition task.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::Semaphore;
@@ -34,6 +34,9 @@ pub struct RunState {
     pub requests: AtomicU64,
     pub pages: AtomicU64,
     pub splits: AtomicU64,
+    /// Some request of this run got an HTTP answer (any status): Orca is
+    /// reachable, so a request that never gets one is that request's trouble.
+    pub answered: AtomicBool,
     fatal: Mutex<Option<FetchError>>,
     reports: Mutex<Vec<QueryReport>>,
 }
@@ -62,6 +65,7 @@ impl RunState {
             requests: AtomicU64::new(0),
             pages: AtomicU64::new(0),
             splits: AtomicU64::new(0),
+            answered: AtomicBool::new(false),
             fatal: Mutex::new(None),
             reports: Mutex::new(Vec::new()),
         }
