@@ -145,6 +145,26 @@ fn a_wrong_connector_is_not_retried_and_the_gateway_says_why() {
 }
 
 #[test]
+fn a_wrong_connector_stops_after_three_lone_refusals_not_a_whole_bisection() {
+    let gw = Gw::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sink(&gw, dir.path(), PW, |c| {
+        c.batch_assets = 100;
+        c.connector_uuid = "0d9f3a51-2b7c-4e1a-9d3e-8c6b5a4f3e21".into()
+    });
+    let e = write_all(&mut s, 100).unwrap_err().to_string();
+    assert!(e.contains("refused every request as bad"), "{e}");
+    assert!(e.contains("unknown connectorUuid"), "{e}");
+    // Down the first halves to a lone asset, then its neighbours: three
+    // lone refusals alike and nothing accepted. A whole bisection would
+    // have taken 199 calls.
+    let sizes: Vec<usize> = sync_calls(&gw).iter().map(|c| c.0).collect();
+    assert_eq!(sizes, [100, 50, 25, 12, 6, 3, 1, 2, 1, 1]);
+    assert!(sync_calls(&gw).iter().all(|c| c.1 == 400));
+    assert!(gw.gw().accepted().is_empty());
+}
+
+#[test]
 fn too_large_splits_the_batch_and_dead_letters_a_lone_asset() {
     // Calls 1 (4 assets) and 2 (the first half) are too large; the first
     // half splits into two lone assets: call 3 too large again (dead

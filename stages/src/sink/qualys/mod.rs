@@ -15,7 +15,10 @@
 //! the asset at fault stands alone, and that asset is dead-lettered; but
 //! if nothing at all has been accepted yet, the fault is not the asset's
 //! (a wrong connector UUID, say) and the sink fails instead of bisecting
-//! the whole run away. What the gateway accepted
+//! the whole run away: at the end of the first batch, or as soon as
+//! [`LONE_REFUSALS_BEFORE_GIVING_UP`] assets were refused alone for the same
+//! reason with nothing accepted (about log2(batch) + 3 requests). What the
+//! gateway accepted
 //! cannot be taken back, so `commit` only sends what is left and saves the
 //! dead letters: unlike the files, this sink's output is visible as it goes.
 
@@ -39,6 +42,11 @@ use super::atomic::AtomicFile;
 use super::config::{intern, SinkConfig};
 use super::{Sink, SinkError, SinkReport};
 use crate::telemetry::Scope;
+
+/// Lone assets refused for the same reason, with nothing accepted, that
+/// show the request rather than the assets is at fault. Three, not one:
+/// the first assets of a run may be bad themselves.
+pub const LONE_REFUSALS_BEFORE_GIVING_UP: usize = 3;
 
 /// The sink's dead-letter file in the output folder.
 pub fn dead_letter_file(sink_name: &str) -> String {
@@ -236,6 +244,15 @@ impl QualysWebhookSink {
                     .next()
                     .ok_or_else(|| self.fail("an empty batch was refused".into()))?;
                 self.suspects.push((entry, detail));
+                if self.accepted == 0
+                    && self.suspects.len() >= LONE_REFUSALS_BEFORE_GIVING_UP
+                    && self.suspects.iter().all(|(_, d)| *d == self.suspects[0].1)
+                {
+                    // Asset after asset refused alike and none accepted: the
+                    // request is at fault, not the assets. Stop before
+                    // halving the rest of the batch down to single assets.
+                    return self.settle_suspects();
+                }
                 Ok(())
             }
             Sent::TooLarge => {
