@@ -9,8 +9,8 @@ use stages::fetch;
 use crate::config::Config;
 
 /// Lines to print on success; on failure the exit code and the message.
-pub fn run(path: &Path) -> Result<Vec<String>, (u8, String)> {
-    let cfg = Config::load(path).map_err(|e| (2, e.to_string()))?;
+pub fn run(path: &Path, profile: Option<&str>) -> Result<Vec<String>, (u8, String)> {
+    let cfg = Config::load_profile(path, profile).map_err(|e| (2, e.to_string()))?;
     let token = cfg.token().map_err(|e| (2, e.to_string()))?;
     let map = cfg.transform_map().map_err(|e| (2, e.to_string()))?;
     stages::transform::Transformer::new(map, cfg.scoring.clone())

@@ -18,7 +18,10 @@ use stages::transform::{ScoringConfig, TransformMap};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The Orca tenant: domain, paging, rate, timeouts, retries.
+    /// The Orca tenant: domain, paging, rate, timeouts, retries. Every key
+    /// has a default (the domain: `api.orcasecurity.io`), so the table may
+    /// be left out.
+    #[serde(default)]
     pub orca: FetchConfig,
     #[serde(default)]
     pub auth: AuthConfig,
@@ -251,6 +254,64 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The config of one profile, from a sync config or a serve config:
+    /// `sync`, `check` and `runs` take either, so a profile the daemon runs
+    /// can be checked, run by hand and listed with the same file. `profile`
+    /// picks one of a serve config's `[[profiles]]` (needed when it has
+    /// several); for a sync config it overrides the `profile` key.
+    pub fn load_profile(path: &Path, profile: Option<&str>) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let is_serve = toml::from_str::<toml::Table>(&text)
+            .map(|t| t.contains_key("profiles"))
+            .unwrap_or(false);
+        if !is_serve {
+            let mut cfg = Config::load(path)?;
+            if let Some(name) = profile {
+                check_profile_name(name).map_err(invalid)?;
+                cfg.profile = name.to_string();
+            }
+            return Ok(cfg);
+        }
+        let serve = crate::serve::ServeConfig::load(path)?;
+        let names = || {
+            serve
+                .profiles
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let found = match profile {
+            Some(name) => serve
+                .profiles
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "no profile {name:?} in [[profiles]] (it has: {})",
+                        names()
+                    ))
+                })?,
+            None => match serve.profiles.as_slice() {
+                [only] => only,
+                _ => {
+                    return Err(invalid(format!(
+                        "a serve config with several profiles: say which with --profile ({})",
+                        names()
+                    )))
+                }
+            },
+        };
+        Ok(found.config.clone())
+    }
+
     /// [`Config::parse`], relative paths taken from `base`.
     pub fn parse_in(text: &str, base: &Path) -> Result<Config, String> {
         let mut cfg = Config::parse(text)?;
@@ -408,6 +469,61 @@ mod tests {
         assert!(matches!(cfg.token(), Err(ConfigError::NoToken { .. })));
         cfg.auth.api_token_file = Some(file);
         assert_eq!(cfg.token().unwrap().expose(), "tok-from-file");
+    }
+
+    #[test]
+    fn the_orca_table_may_be_left_out() {
+        let cfg = Config::parse("profile = \"p\"\n").unwrap();
+        assert_eq!(cfg.orca.domain, "api.orcasecurity.io");
+        assert_eq!(cfg.orca.page_size, 1000);
+    }
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("orca-etm.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_profile_is_picked_from_a_serve_config_or_overrides_a_sync_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = write(dir.path(), "profile = \"eu\"\n[orca]\ndomain = \"x\"\n");
+        assert_eq!(Config::load_profile(&sync, None).unwrap().profile, "eu");
+        let us = Config::load_profile(&sync, Some("us")).unwrap();
+        assert_eq!(us.profile, "us");
+        assert_eq!(
+            us.ledger_path(),
+            dir.path().join("orca-etm-state/us/ledger.db")
+        );
+        let e = Config::load_profile(&sync, Some("../up")).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { .. }), "{e}");
+
+        let one = "[orca]\ndomain = \"x\"\n[[profiles]]\nname = \"vulns\"\nschedule = { once = \"now\" }\n";
+        let serve = write(dir.path(), one);
+        let cfg = Config::load_profile(&serve, None).unwrap();
+        assert_eq!(cfg.profile, "vulns");
+        assert_eq!(
+            cfg.ledger_path(),
+            dir.path().join("orca-etm-state/vulns/ledger.db")
+        );
+
+        let two =
+            format!("{one}[[profiles]]\nname = \"assets\"\nschedule = {{ every = \"6h\" }}\n");
+        let serve = write(dir.path(), &two);
+        let e = Config::load_profile(&serve, None).unwrap_err().to_string();
+        assert!(
+            e.contains("--profile") && e.contains("vulns, assets"),
+            "{e}"
+        );
+        assert_eq!(
+            Config::load_profile(&serve, Some("assets"))
+                .unwrap()
+                .profile,
+            "assets"
+        );
+        let e = Config::load_profile(&serve, Some("nope")).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { .. }), "{e}");
+        assert!(e.to_string().contains("no profile \"nope\""), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `orca-etm`: pull host assets and vulnerability findings from Orca
 //! Security and deliver them as Qualys ETM host-asset documents.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,12 +46,19 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The main job: a full pull from Orca into ETM NDJSON.
+    /// The main job: a full pull from Orca into the configured sinks (ETM
+    /// NDJSON by default; CSV, Qualys webhook).
     Sync {
         /// The TOML config (see README). The Orca token comes from
         /// ORCA_API_TOKEN or auth.api_token_file, never from the command line.
         #[arg(long)]
         config: PathBuf,
+        /// The profile to use: one of a serve config's [[profiles]] (needed
+        /// when it has several), or overriding a sync config's `profile`.
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+        /// How progress shows: auto (a bar on a terminal, log lines
+        /// otherwise), bar, log or off.
         #[arg(long, value_enum, default_value_t = Mode::Auto)]
         progress: Mode,
         /// Publish only the assets whose document changed since the last
@@ -64,6 +72,8 @@ enum Command {
     /// Run the profiles of a serve config on their schedules, serving
     /// /metrics, /healthz and /readyz (see README, Operations).
     Serve {
+        /// A serve config: the sync config's tables plus [[profiles]] with
+        /// their schedules (see README, Operations).
         #[arg(long)]
         config: PathBuf,
         #[command(flatten)]
@@ -71,8 +81,13 @@ enum Command {
     },
     /// The recent runs of the config's profile, newest first.
     Runs {
+        /// The sync config whose profile's ledger to read.
         #[arg(long)]
         config: PathBuf,
+        /// The profile to use: one of a serve config's [[profiles]] (needed
+        /// when it has several), or overriding a sync config's `profile`.
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
         /// How many runs.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -85,14 +100,20 @@ enum Command {
         /// Output folder.
         #[arg(long, default_value = "orca-etm-demo")]
         out: PathBuf,
-        /// Host assets in the fake tenant.
+        /// Host assets in the fake tenant. The tenant also holds 5 findings
+        /// of an asset no asset query returns (published under a minimal
+        /// document and counted as an orphan: N + 1 documents) and 10
+        /// findings of non-VM assets (left out).
         #[arg(long, default_value_t = 200)]
         assets: u64,
         /// Findings on those assets (default: 20 per asset).
         #[arg(long)]
         findings: Option<u64>,
+        /// Seed of the synthetic tenant: the same seed, the same tenant
+        /// and byte-identical output.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// As for sync.
         #[arg(long, value_enum, default_value_t = Mode::Auto)]
         progress: Mode,
         /// Also start the fake Qualys gateway and deliver to it (CSAM
@@ -102,8 +123,14 @@ enum Command {
     },
     /// Validate the config and test the connection and token.
     Check {
+        /// The sync config to validate; Orca is asked for one row per
+        /// query, each webhook sink logs in once.
         #[arg(long)]
         config: PathBuf,
+        /// The profile to use: one of a serve config's [[profiles]] (needed
+        /// when it has several), or overriding a sync config's `profile`.
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
     },
     /// The transform map (Orca paths → ETM fields).
     TransformMap {
@@ -131,11 +158,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sync {
             config,
+            profile,
             progress,
             delta,
             metrics,
         } => {
-            let cfg = match Config::load(&config) {
+            let cfg = match Config::load_profile(&config, profile.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return bad_config(&e.to_string()),
             };
@@ -242,10 +270,11 @@ fn main() -> ExitCode {
         }
         Command::Runs {
             config,
+            profile,
             limit,
             json,
         } => {
-            let cfg = match Config::load(&config) {
+            let cfg = match Config::load_profile(&config, profile.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return bad_config(&e.to_string()),
             };
@@ -260,6 +289,14 @@ fn main() -> ExitCode {
                         ExitCode::from(EXIT_FAILED)
                     }
                 },
+                Ok(runs) if runs.is_empty() => {
+                    println!(
+                        "no runs recorded yet for profile {:?} (ledger {})",
+                        cfg.profile,
+                        cfg.ledger_path().display()
+                    );
+                    ExitCode::SUCCESS
+                }
                 Ok(runs) => {
                     print!("{}", pipeline::runs::table(&runs));
                     ExitCode::SUCCESS
@@ -270,18 +307,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => match pipeline::check::run(&config) {
-            Ok(lines) => {
-                for l in lines {
-                    println!("{l}");
+        Command::Check { config, profile } => {
+            match pipeline::check::run(&config, profile.as_deref()) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Err((code, e)) => {
+                    eprintln!("orca-etm check: {e}");
+                    ExitCode::from(code)
+                }
             }
-            Err((code, e)) => {
-                eprintln!("orca-etm check: {e}");
-                ExitCode::from(code)
-            }
-        },
+        }
         Command::TransformMap { print_default } => {
             if !print_default {
                 eprintln!("orca-etm transform-map: say what to do, e.g. --print-default");
@@ -328,18 +367,25 @@ fn print_summary(m: &Manifest, o: &RunOutcome) {
     if let Some(e) = &m.error {
         println!("  reason: {e}");
     }
+    let by_status = c
+        .findings_by_status
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let by_status = if by_status.is_empty() {
+        by_status
+    } else {
+        format!("  ({by_status})")
+    };
     println!(
-        "  assets: {}  findings: {}  ({})",
-        c.assets,
-        c.findings,
-        c.findings_by_status
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "  assets: {}  findings: {}{by_status}",
+        c.assets, c.findings
     );
+    // "Duplicates" are rows read twice, whether the tenant served them twice
+    // or overlapping reads past the paging cap did: merged, never published twice.
     println!(
-        "  dead letters: {}  repaired values: {}  orphan assets: {}  duplicates removed: {}",
+        "  dead letters: {}  repaired values: {}  orphan assets: {}  rows read twice (merged): {}",
         c.dead_letters,
         c.repairs.values().sum::<u64>(),
         c.orphan_assets,
@@ -354,22 +400,24 @@ fn print_summary(m: &Manifest, o: &RunOutcome) {
             f.partitions_split
         );
     }
-    match &o.output {
-        Some(p) => println!("  output: {}", p.display()),
-        None => println!("  output: none written (previous output left in place)"),
-    }
-    // With several sinks, each one's delivery.
-    if m.outputs.len() > 1 {
-        for out in &m.outputs {
-            let dead = if out.dead_letters > 0 {
-                format!(", {} dead letters", out.dead_letters)
-            } else {
-                String::new()
-            };
-            println!(
-                "  sink {}: {} documents{dead} → {}",
-                out.sink, out.documents, out.location
-            );
+    match (&o.output, m.outputs.as_slice()) {
+        (_, []) => println!("  output: none written (previous output left in place)"),
+        (Some(p), [_]) => println!("  output: {}", p.display()),
+        (None, [only]) => println!("  output: {}", only.location),
+        // With several sinks, each one's delivery.
+        (_, outputs) => {
+            println!("  outputs:");
+            for out in outputs {
+                let dead = if out.dead_letters > 0 {
+                    format!(", {} dead letters", out.dead_letters)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "    sink {}: {} documents{dead} → {}",
+                    out.sink, out.documents, out.location
+                );
+            }
         }
     }
     println!("  manifest: {}", o.manifest_path.display());
@@ -378,8 +426,11 @@ fn print_summary(m: &Manifest, o: &RunOutcome) {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ORCA_ETM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: never in files, pipes or CI logs.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

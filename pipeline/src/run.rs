@@ -353,6 +353,7 @@ fn sync_metered(
     let _ = std::fs::remove_dir_all(&work);
     // Only if empty: another run's spill is never touched.
     let _ = std::fs::remove_dir(&work_root);
+    let _ = std::fs::remove_dir(&cfg.run.work_dir);
     if !recorded {
         end_manifest(&mut manifest, started);
         ledger.record_run(&run_record(&manifest))?;

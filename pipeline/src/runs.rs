@@ -8,9 +8,14 @@ use stages::ledger::{Ledger, LedgerError, RunRecord};
 use crate::config::Config;
 
 /// The last `limit` runs of the profile of `cfg`, newest first.
+/// A profile that never ran has no ledger yet: that is no runs, not an error.
 pub fn list(cfg: &Config, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
+    let path = cfg.ledger_path();
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
     // Read-only and without the writer lock: works while a sync runs.
-    Ledger::open_read_only(&cfg.ledger_path())?.runs(limit)
+    Ledger::open_read_only(&path)?.runs(limit)
 }
 
 /// The runs as a table for people.

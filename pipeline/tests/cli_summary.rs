@@ -1,0 +1,176 @@
+//! What a person at the command line sees: the run summary names every
+//! output (a CSV-only run too), logs in a pipe carry no colour codes, a
+//! profile that never ran lists no runs instead of failing, `--profile`
+//! picks one of a serve config's profiles, and no work folder is left behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use fixtures::tenant::TenantSpec;
+
+fn spec() -> TenantSpec {
+    TenantSpec {
+        seed: 5,
+        assets: 12,
+        findings: 60,
+        ..TenantSpec::default()
+    }
+}
+
+fn orca_etm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orca-etm"))
+        .args(args)
+        .env("ORCA_API_TOKEN", TOKEN)
+        .env("ORCA_ETM_LOG", "info")
+        .env_remove("NO_COLOR")
+        .env_remove("ORCA_ETM_FAILPOINT")
+        .output()
+        .unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("orca-etm.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn runs_of_a_profile_that_never_ran_is_an_empty_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &config_text("http://127.0.0.1:9", dir.path(), ""),
+    );
+    let o = orca_etm(&["runs", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let ledger = dir.path().join("state/default/ledger.db");
+    assert_eq!(
+        stdout(&o).trim(),
+        format!(
+            "no runs recorded yet for profile \"default\" (ledger {})",
+            ledger.display()
+        )
+    );
+    let o = orca_etm(&["runs", "--json", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let runs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(runs, serde_json::json!([]));
+    // Listing creates nothing: the ledger is the sync's to make.
+    assert!(!ledger.exists());
+}
+
+#[test]
+fn a_csv_only_run_names_its_output_and_piped_logs_have_no_colour() {
+    let fake = Fake::synthetic(spec(), 0.0, "");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[[sink]]\ntype = \"csv\"\n",
+        config_text(&fake.url(), dir.path(), "")
+    );
+    let config = write(dir.path(), &text);
+    let o = orca_etm(&["sync", "--progress", "log", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let out = stdout(&o);
+    let csv = dir.path().join("out/etm-findings.csv");
+    assert!(csv.is_file());
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(&format!("output: {}", csv.display()).as_str()),
+        "{out}"
+    );
+    assert!(!out.contains("none written"), "{out}");
+    // A clean first run: every finding NEW, no rows read twice; the
+    // orphans' findings are published under their own minimal documents.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/manifest.json")).unwrap())
+            .unwrap();
+    let orphan_assets = manifest["counts"]["orphan_assets"].as_u64().unwrap();
+    assert!(orphan_assets > 0, "{manifest}");
+    let expected = fixtures::tenant::Tenant::new(spec()).expected().clone();
+    let (assets, findings) = (
+        expected.assets + orphan_assets,
+        expected.findings + expected.orphan_findings,
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| *l
+                == format!("assets: {assets}  findings: {findings}  (NEW {findings})").as_str()),
+        "{out}"
+    );
+    assert!(out.contains("rows read twice (merged): 0"), "{out}");
+
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("INFO"), "logs at info expected: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour codes in piped logs: {err:?}"
+    );
+    assert!(
+        !out.contains('\u{1b}'),
+        "colour codes in the summary: {out:?}"
+    );
+
+    // The run's scratch space is gone, folder and all.
+    assert!(!dir.path().join("work").exists());
+}
+
+#[test]
+fn profile_picks_one_of_a_serve_configs_profiles() {
+    let fake = Fake::synthetic(spec(), 0.0, "");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[[profiles]]\nname = \"vulns\"\nschedule = {{ once = \"now\" }}\n\
+         [[profiles]]\nname = \"assets\"\nfindings_types = [\"host_assets\"]\nschedule = {{ once = \"now\" }}\n",
+        config_text(&fake.url(), dir.path(), "")
+    );
+    let config = write(dir.path(), &text);
+
+    let o = orca_etm(&["sync", "--progress", "off", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--profile (vulns, assets)"), "{err}");
+
+    let o = orca_etm(&[
+        "sync",
+        "--progress",
+        "off",
+        "--profile",
+        "vulns",
+        "--config",
+        path(&config),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    // The profile's own output folder and ledger, as the daemon would use.
+    assert!(dir.path().join("out/vulns/etm-assets.ndjson").is_file());
+    assert!(dir.path().join("state/vulns/ledger.db").is_file());
+    assert!(!dir.path().join("state/assets").exists());
+
+    let o = orca_etm(&[
+        "runs",
+        "--json",
+        "--profile",
+        "vulns",
+        "--config",
+        path(&config),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let runs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["status"], "complete", "{runs}");
+
+    let o = orca_etm(&["runs", "--profile", "nope", "--config", path(&config)]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no profile \"nope\""));
+}
