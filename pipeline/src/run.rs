@@ -721,10 +721,10 @@ impl Worker {
             let mut out = Vec::with_capacity(rows as usize);
             let (q, offset, kind) = (&page.query, page.offset, page.query.kind);
             let mut bytes_out = 0u64;
-            parsed.for_each_row(|row| {
+            parsed.for_each_row_marked(|row, replaced| {
                 match self
                     .transformer
-                    .transform_item(kind, row, q, offset, &mut stats)
+                    .transform_marked(kind, row, replaced, q, offset, &mut stats)
                 {
                     Ok(r) => {
                         bytes_out += match &r {

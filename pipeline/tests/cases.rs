@@ -231,6 +231,80 @@ fn variants_of_the_cases_kinds_through_the_whole_run() {
 }
 
 #[test]
+fn ids_told_apart_only_by_a_broken_character_are_dead_letters_and_fix_nothing() {
+    // Case 01's kind in an id: `v-\udc00` and `v-\udc01` both read as
+    // `v-\u{fffd}`. Published, they would be one finding; the ledger would
+    // take either for the other.
+    let asset = r#"{"status":"success","total_items":1,"data":[{"id":"x1","name":"x","type":"AzureComputeVm",
+        "asset_unique_id":"AzureComputeVm_1_x1","data":{"Hostname":"h"}}]}"#;
+    let finding = |id: &str| {
+        format!(
+            r#"{{"id":"{id}","name":"CVE-2024-1 - pkg","type":"VulnerabilityV2","asset_unique_id":"AzureComputeVm_1_x1",
+               "data":{{"CveId":{{"value":"CVE-2024-1"}},"CvssSeverity":"high"}}}}"#
+        )
+    };
+    let sync = |dir: &std::path::Path, ids: &[&str]| {
+        let rows: Vec<String> = ids.iter().map(|id| finding(id)).collect();
+        let findings = format!(
+            r#"{{"status":"success","total_items":{},"data":[{}]}}"#,
+            ids.len(),
+            rows.join(",")
+        );
+        let pages = std::collections::BTreeMap::from([
+            (
+                "AzureComputeVm".to_string(),
+                vec![bytes::Bytes::from(asset)],
+            ),
+            (
+                "VulnerabilityV2".to_string(),
+                vec![bytes::Bytes::from(findings)],
+            ),
+        ]);
+        let fake = Fake::pages(pages, "");
+        run(&config(&fake.url(), dir, ""))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = sync(dir.path(), &["v-1", "v-2"]);
+    assert_eq!(
+        first.manifest.counts.findings_by_status.get("NEW"),
+        Some(&2)
+    );
+
+    // v-2 is gone, but two findings could not be told apart: either may be it.
+    let out = sync(dir.path(), &["v-1", r"v-\udc00", r"v-\udc01"]);
+    let m = &out.manifest;
+    assert_eq!(m.status, RunStatus::Complete, "{:?}", m.error);
+    assert_eq!(m.counts.dead_letters, 2);
+    assert_eq!(
+        m.counts
+            .dead_letters_by_reason
+            .get("transform:ambiguous_id"),
+        Some(&2)
+    );
+    assert_eq!(m.counts.repairs.get("lone_surrogate"), Some(&2));
+    assert_eq!(m.counts.findings, 1);
+    assert_eq!(m.counts.findings_by_status.get("FIXED"), None);
+    assert!(
+        m.fixing
+            .as_deref()
+            .is_some_and(|f| f.contains("no finding is marked FIXED")),
+        "{:?}",
+        m.fixing
+    );
+    let letters = std::fs::read_to_string(out_file(dir.path(), "dead-letters.ndjson")).unwrap();
+    let letters: Vec<Value> = letters
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 2);
+    for l in &letters {
+        assert_eq!(l["reason"], "ambiguous_id");
+        assert_eq!(l["record"], "finding");
+        assert!(l.get("id").is_none(), "{l}");
+    }
+}
+
+#[test]
 fn every_case_file_has_a_test() {
     let tested = ["01-", "02-", "03-", "04-", "05-", "06-", "07-"];
     for e in std::fs::read_dir(fixtures::cases_dir()).unwrap() {

@@ -341,11 +341,12 @@ pub const RETRY_REASONS: [&str; 10] = [
 ];
 
 /// Dead-letter `(stage, reason)` pairs the stages produce.
-pub const DEAD_LETTER_REASONS: [(&str, &str); 4] = [
+pub const DEAD_LETTER_REASONS: [(&str, &str); 5] = [
     ("parse", "invalid_json"),
     ("parse", "not_an_object"),
     ("transform", "missing_asset_id"),
     ("transform", "missing_vendor_id"),
+    ("transform", "ambiguous_id"),
 ];
 
 /// Statuses of [`RUN_STATUS`].

@@ -165,3 +165,95 @@ fn text_broken_below_the_escapes_is_mended_the_same_way() {
         vec![(Repair::InvalidUtf8, 1), (Repair::ControlCharacter, 1)]
     );
 }
+
+/// Documents and dead letters of one page, visited as the pipeline does
+/// (rows marked when a broken character was replaced).
+fn run_marked(
+    kind: RecordKind,
+    body: &[u8],
+) -> (
+    Vec<EtmRecord>,
+    Vec<stages::model::DeadLetter>,
+    TransformStats,
+) {
+    let q = Arc::new(QueryInfo {
+        label: "q".into(),
+        model: "AwsEc2Instance".into(),
+        kind,
+        track_first_seen: false,
+    });
+    let t = Transformer::new(TransformMap::default_map(), ScoringConfig::default()).unwrap();
+    let mut parser = Parser::new();
+    let mut page = parser.parse(&q, 0, body);
+    let mut dead = std::mem::take(&mut page.dead_letters);
+    let (mut out, mut stats) = (Vec::new(), TransformStats::default());
+    page.for_each_row_marked(|row, replaced| {
+        match t.transform_marked(kind, row, replaced, &q, 0, &mut stats) {
+            Ok(r) => out.push(r),
+            Err(d) => dead.push(*d),
+        }
+    });
+    (out, dead, stats)
+}
+
+#[test]
+fn ids_that_differ_only_in_a_broken_character_are_never_merged() {
+    // Two findings whose ids differ only inside a lone surrogate, a third
+    // whose asset id does, and a fourth whose broken character is in its
+    // text only: that one is published with U+FFFD as the cases README says.
+    let (out, dead, stats) = run_marked(
+        RecordKind::Finding,
+        br#"{"status":"success","data":[
+            {"id":"v-\udc00","asset_unique_id":"a","name":"n1"},
+            {"id":"v-\udc01","asset_unique_id":"a","name":"n2"},
+            {"id":"v-3","asset_unique_id":"a-\ud800","name":"n3"},
+            {"id":"v-4","asset_unique_id":"a","name":"bad \udc00 name"}]}"#,
+    );
+    assert_eq!(stats.ambiguous_id, 3);
+    let reasons: Vec<(&str, &str, Option<&str>)> = dead
+        .iter()
+        .map(|d| (d.stage, d.reason.as_str(), d.id.as_deref()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("transform", "ambiguous_id", None),
+            ("transform", "ambiguous_id", None),
+            // Its own id is sound: the ledger keeps it from FIXED.
+            ("transform", "ambiguous_id", Some("v-3")),
+        ]
+    );
+    assert!(dead[0].detail.contains("its Orca id"), "{}", dead[0].detail);
+    assert!(dead[2].detail.contains("asset id"), "{}", dead[2].detail);
+    let [EtmRecord::Finding(f)] = &out[..] else {
+        panic!("one finding published: {out:?}")
+    };
+    assert_eq!((f.asset_id.as_str(), f.vendor_id.as_str()), ("a", "v-4"));
+
+    // Invalid UTF-8 bytes in asset ids: two different bytes, two dead
+    // letters, not one asset made of both.
+    let mut body = br#"{"status":"success","data":[{"id":"i1","asset_unique_id":"a-"#.to_vec();
+    body.push(0xff);
+    body.extend_from_slice(br#"","type":"AwsEc2Instance"},{"id":"i2","asset_unique_id":"a-"#);
+    body.push(0xfe);
+    body.extend_from_slice(br#"","type":"AwsEc2Instance"},{"id":"i3","asset_unique_id":"b","type":"AwsEc2Instance"}]}"#);
+    let (out, dead, stats) = run_marked(RecordKind::Asset, &body);
+    assert_eq!(stats.ambiguous_id, 2);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead
+        .iter()
+        .all(|d| d.reason == "ambiguous_id" && d.record == "asset"));
+    let [EtmRecord::Asset(a)] = &out[..] else {
+        panic!("one asset published: {out:?}")
+    };
+    assert_eq!(a.asset_id, "b");
+
+    // A real U+FFFD in an id, sent as such, is an id like any other.
+    let (out, dead, _) = run_marked(
+        RecordKind::Finding,
+        r#"{"status":"success","data":[{"id":"v-\ufffd","asset_unique_id":"a","name":"n"}]}"#
+            .as_bytes(),
+    );
+    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!(out.len(), 1);
+}

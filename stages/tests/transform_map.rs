@@ -315,5 +315,5 @@ fn stats_merge_and_iterate() {
     assert!(all.contains(&("invalid_ips", 4)));
     assert!(all.contains(&("truncated_tags", 8)));
     assert!(all.contains(&("unparseable_dates", 0)));
-    assert_eq!(all.len(), 16);
+    assert_eq!(all.len(), 17);
 }

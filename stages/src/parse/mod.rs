@@ -91,8 +91,10 @@ enum Rows<'p> {
 enum RowText {
     /// In the body, as it came.
     At(Range<usize>),
-    /// Mended ([`repair`]).
-    Mended(Vec<u8>),
+    /// Mended ([`repair`]); `replaced`: a broken character (invalid UTF-8,
+    /// a lone surrogate) became U+FFFD, so two texts that differed only
+    /// there now read alike.
+    Mended { text: Vec<u8>, replaced: bool },
 }
 
 /// Parses one row at a time into reused buffers.
@@ -221,12 +223,19 @@ impl<'p> ParsedPage<'p> {
 
     /// Visit every readable row, in page order.
     pub fn for_each_row(self, mut f: impl FnMut(TapeValue<'_>)) {
+        self.for_each_row_marked(|row, _| f(row))
+    }
+
+    /// [`ParsedPage::for_each_row`], each row with whether a broken
+    /// character in it was replaced by U+FFFD: a key read from such a row
+    /// may stand for several different keys (see [`key_is_ambiguous`]).
+    pub fn for_each_row_marked(self, mut f: impl FnMut(TapeValue<'_>, bool)) {
         match self.rows {
             Rows::None => {}
             Rows::Tape { tape, home } => {
                 for row in data_rows(tape.as_value()).into_iter().flatten() {
                     if row.is_object() {
-                        f(row);
+                        f(row, false);
                     }
                 }
                 *home = Some(tape.reset());
@@ -237,12 +246,12 @@ impl<'p> ParsedPage<'p> {
                 mut reader,
             } => {
                 for row in &rows {
-                    let text = match row {
-                        RowText::At(r) => &body[r.clone()],
-                        RowText::Mended(t) => t.as_slice(),
+                    let (text, replaced) = match row {
+                        RowText::At(r) => (&body[r.clone()], false),
+                        RowText::Mended { text, replaced } => (text.as_slice(), *replaced),
                     };
                     // Each of these rows parsed once already.
-                    let _ = reader.read(text, &mut f);
+                    let _ = reader.read(text, |row| f(row, replaced));
                 }
             }
         }
@@ -283,11 +292,19 @@ impl<'p> ParsedPage<'p> {
 
     /// Count one row: an object is read (its id noted), anything else is a
     /// dead letter.
-    fn count_row<'a>(&mut self, query: &Arc<QueryInfo>, offset: u64, row: impl Json<'a>) -> bool {
+    /// `replaced`: the row's broken characters were replaced, so an id
+    /// holding U+FFFD is no id (two rows may share it without being one).
+    fn count_row<'a>(
+        &mut self,
+        query: &Arc<QueryInfo>,
+        offset: u64,
+        row: impl Json<'a>,
+        replaced: bool,
+    ) -> bool {
         if row.is_object() {
             let first_seen = query.track_first_seen.then(|| first_seen_ms(row)).flatten();
             let summary = self.summary();
-            if let Some(id) = item_id(row) {
+            if let Some(id) = item_id(row).filter(|id| !key_is_ambiguous(replaced, id)) {
                 summary.ids.push(id);
             }
             if first_seen > summary.max_first_seen_ms {
@@ -355,7 +372,7 @@ fn whole<'p>(
     let mut rows = 0;
     for row in data_rows(root).into_iter().flatten() {
         rows += 1;
-        page.count_row(query, offset, row);
+        page.count_row(query, offset, row, false);
     }
     page.summary().rows = rows;
     page.rows = Rows::Tape { tape, home };
@@ -398,7 +415,7 @@ fn by_rows<'p>(
     let mut readable = Vec::with_capacity(layout.rows.len());
     for range in layout.rows {
         let raw = &body[range.clone()];
-        let first = match reader.read(raw, |v| page.count_row(query, offset, v)) {
+        let first = match reader.read(raw, |v| page.count_row(query, offset, v, false)) {
             Ok(true) => {
                 readable.push(RowText::At(range));
                 continue;
@@ -408,9 +425,12 @@ fn by_rows<'p>(
         };
         let mut mended = Vec::new();
         let fixed = repair::repair(raw, &mut mended);
+        let replaced = mended
+            .iter()
+            .any(|r| matches!(r, Repair::InvalidUtf8 | Repair::LoneSurrogate));
         let read = match mended.is_empty() {
             true => Err(first.clone()),
-            false => reader.read(&fixed, |v| page.count_row(query, offset, v)),
+            false => reader.read(&fixed, |v| page.count_row(query, offset, v, replaced)),
         };
         match read {
             Ok(object) => {
@@ -418,7 +438,10 @@ fn by_rows<'p>(
                     *repairs.entry(r).or_default() += 1;
                 }
                 if object {
-                    readable.push(RowText::Mended(fixed));
+                    readable.push(RowText::Mended {
+                        text: fixed,
+                        replaced,
+                    });
                 }
             }
             Err(_) => page.push_dead(query, offset, "invalid_json", first, raw, salvage_id(raw)),
@@ -521,6 +544,14 @@ pub fn item_id<'a, J: Json<'a>>(item: J) -> Option<String> {
     id.as_u64()
         .map(|u| u.to_string())
         .or_else(|| id.as_i64().map(|i| i.to_string()))
+}
+
+/// Whether a key read from a row whose broken characters were replaced
+/// ([`ParsedPage::for_each_row_marked`]) cannot be trusted: it holds U+FFFD,
+/// so `a\udc00` and `a\udc01` (or two different invalid bytes) would read
+/// as one id, merging two assets or two findings into one.
+pub fn key_is_ambiguous(replaced: bool, key: &str) -> bool {
+    replaced && key.contains('\u{fffd}')
 }
 
 /// Best-effort `id` of a row that could not be parsed: the first `"id": "…"`

@@ -25,6 +25,7 @@ use crate::model::{
     raw_excerpt, DeadLetter, EtmAsset, EtmFinding, EtmRecord, OrcaRecord, RecordKind,
 };
 use crate::page::QueryInfo;
+use crate::parse::key_is_ambiguous;
 use convert::Env;
 use template::{compile_map, key_text, Compiled};
 
@@ -83,6 +84,23 @@ impl Transformer {
         offset: u64,
         stats: &mut TransformStats,
     ) -> Result<EtmRecord, Box<DeadLetter>> {
+        self.transform_marked(kind, item, false, query, offset, stats)
+    }
+
+    /// [`Transformer::transform_item`] for a row whose broken characters
+    /// the parser replaced (`replaced`, from
+    /// [`crate::parse::ParsedPage::for_each_row_marked`]): a key that holds
+    /// one of them could be another record's key too, so the record is a
+    /// dead letter (`ambiguous_id`) rather than merged into a stranger.
+    pub fn transform_marked<'a, J: Json<'a>>(
+        &'a self,
+        kind: RecordKind,
+        item: J,
+        replaced: bool,
+        query: &QueryInfo,
+        offset: u64,
+        stats: &mut TransformStats,
+    ) -> Result<EtmRecord, Box<DeadLetter>> {
         let rec = Item {
             kind,
             item,
@@ -109,6 +127,10 @@ impl Transformer {
                         "the asset has no readable asset unique id",
                     ));
                 };
+                if key_is_ambiguous(replaced, &asset_id) {
+                    stats.ambiguous_id += 1;
+                    return Err(ambiguous(&rec, "its asset unique id"));
+                }
                 let doc = tpl.eval(
                     rec.item,
                     &mut Env {
@@ -148,6 +170,21 @@ impl Transformer {
                         "the finding has no readable Orca id",
                     ));
                 };
+                if key_is_ambiguous(replaced, &vendor_id) {
+                    stats.ambiguous_id += 1;
+                    // No id: the ledger cannot tell which finding this was,
+                    // so this run marks none FIXED.
+                    let mut d = ambiguous(&rec, "its Orca id");
+                    d.id = None;
+                    return Err(d);
+                }
+                if key_is_ambiguous(replaced, &asset_id) {
+                    stats.ambiguous_id += 1;
+                    // The finding itself is known: it is kept from FIXED.
+                    let mut d = ambiguous(&rec, "the asset id it names");
+                    d.id = Some(vendor_id);
+                    return Err(d);
+                }
                 let doc = tpl.eval(
                     rec.item,
                     &mut Env {
@@ -172,6 +209,18 @@ struct Item<'q, J> {
     item: J,
     query: &'q QueryInfo,
     offset: u64,
+}
+
+/// A record whose key `what` held a replaced broken character.
+fn ambiguous<'a, J: Json<'a>>(rec: &Item<'_, J>, what: &str) -> Box<DeadLetter> {
+    dead_letter(
+        rec,
+        "ambiguous_id",
+        &format!(
+            "{what} holds a broken character (invalid UTF-8 or a lone surrogate escape), read as \
+             U+FFFD: it could be another record's id too, so the record is not published"
+        ),
+    )
 }
 
 fn dead_letter<'a, J: Json<'a>>(rec: &Item<'_, J>, reason: &str, detail: &str) -> Box<DeadLetter> {

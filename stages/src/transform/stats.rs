@@ -64,6 +64,7 @@ counters!(
     truncated_other,
     missing_asset_id,
     missing_vendor_id,
+    ambiguous_id,
 );
 
 impl TransformStats {
