@@ -401,9 +401,11 @@ fn print_summary(m: &Manifest, o: &RunOutcome) {
         );
     }
     match (&o.output, m.outputs.as_slice()) {
-        (_, []) => println!("  output: none written (previous output left in place)"),
-        (Some(p), [_]) => println!("  output: {}", p.display()),
-        (None, [only]) => println!("  output: {}", only.location),
+        (_, []) if m.failed_sinks.is_empty() => {
+            println!("  output: none written (previous output left in place)")
+        }
+        (Some(p), [_]) if m.failed_sinks.is_empty() => println!("  output: {}", p.display()),
+        (None, [only]) if m.failed_sinks.is_empty() => println!("  output: {}", only.location),
         // With several sinks, each one's delivery.
         (_, outputs) => {
             println!("  outputs:");
@@ -417,6 +419,10 @@ fn print_summary(m: &Manifest, o: &RunOutcome) {
                     "    sink {}: {} documents{dead} → {}",
                     out.sink, out.documents, out.location
                 );
+            }
+            for failed in &m.failed_sinks {
+                let (name, why) = failed.split_once(": ").unwrap_or((failed, ""));
+                println!("    sink {name}: FAILED: {why}");
             }
         }
     }

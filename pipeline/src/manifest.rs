@@ -58,12 +58,20 @@ pub struct Manifest {
     /// Delta output: only assets whose document changed since `base_run`.
     pub delta: bool,
     pub base_run: Option<String>,
+    /// The run whose documents the output files beside this manifest hold:
+    /// this run's id when it published, else the last run that did (a
+    /// failed run leaves the previous output in place). None: no output yet.
+    pub output_run_id: Option<String>,
     /// Why no finding was marked FIXED, when none could be.
     pub fixing: Option<String>,
     pub counts: Counts,
     /// Every query and partition read, with `total_items` against rows read.
     pub fetch: Option<FetchReport>,
     pub outputs: Vec<SinkReport>,
+    /// Sinks that failed this run, each `name: why` (their output, if any,
+    /// is the previous run's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_sinks: Vec<String>,
     /// Per-stage and per-channel counters (utilization, blocked time).
     pub stages: BTreeMap<&'static str, serde_json::Value>,
     pub channels: BTreeMap<&'static str, serde_json::Value>,
@@ -111,3 +119,17 @@ impl Counts {
 }
 
 pub const FILE_NAME: &str = "manifest.json";
+
+/// The `output_run_id` of the manifest at `path` (the last run's): whose
+/// output is in place. A manifest without the field (older versions) names
+/// its own run when that run was not failed. Unreadable: None.
+pub fn output_run_of(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read(path).ok()?;
+    let m: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    match m.get("output_run_id") {
+        Some(id) => id.as_str().map(str::to_string),
+        None => (m.get("status")?.as_str()? != "failed")
+            .then(|| m.get("run_id")?.as_str().map(str::to_string))
+            .flatten(),
+    }
+}

@@ -277,10 +277,12 @@ fn sync_metered(
         error,
         delta,
         base_run: if delta { base_run } else { None },
+        output_run_id: None,
         fixing: fixing_note(status, cfg.preserve_missing, withheld.as_deref()),
         counts,
         fetch: fetch_report,
         outputs: Vec::new(),
+        failed_sinks: Vec::new(),
         stages: pull.stages,
         channels: pull.channels,
     };
@@ -355,6 +357,9 @@ fn sync_metered(
     let _ = std::fs::remove_dir(&work_root);
     let _ = std::fs::remove_dir(&cfg.run.work_dir);
     if !recorded {
+        if manifest.outputs.is_empty() {
+            manifest.output_run_id = crate::manifest::output_run_of(&manifest_path);
+        }
         end_manifest(&mut manifest, started);
         ledger.record_run(&run_record(&manifest))?;
         write_manifest(&manifest_path, &manifest)?;
@@ -398,6 +403,8 @@ fn fill_published(m: &mut Manifest, p: &crate::publish::Published) {
     m.counts.unchanged_assets = p.unchanged_assets;
     m.counts.gone_assets = p.gone_assets;
     m.outputs = p.reports.clone();
+    m.failed_sinks = p.failed_sinks.clone();
+    m.output_run_id = Some(m.run_id.clone());
     m.stages
         .extend(p.stages.iter().map(|(k, v)| (*k, v.clone())));
     m.channels

@@ -76,6 +76,21 @@ fn a_failing_webhook_fails_the_run_for_the_ledger_and_the_files_stand() {
         assert!(gw.gw().accepted().is_empty());
         // The first call and its two retries, then nothing more.
         assert_eq!(gw.sync_calls().len(), 3);
+        // The summary shows each sink, the failed one too.
+        let out = String::from_utf8_lossy(&o.stdout);
+        let sinks: Vec<&str> = out
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("sink "))
+            .collect();
+        assert_eq!(sinks.len(), 3, "{out}");
+        assert!(sinks[0].starts_with("sink ndjson: "), "{out}");
+        assert!(sinks[1].starts_with("sink csv: "), "{out}");
+        assert!(
+            sinks[2].starts_with("sink qualys_webhook: FAILED: ")
+                && sinks[2].contains("gave up after 2 retries"),
+            "{out}"
+        );
         std::fs::read(&ndjson).unwrap()
     };
     let manifest: serde_json::Value =
@@ -104,6 +119,14 @@ fn a_failing_webhook_fails_the_run_for_the_ledger_and_the_files_stand() {
         .map(|o| o["sink"].as_str().unwrap())
         .collect();
     assert_eq!(outputs, ["ndjson", "csv"]);
+    let failed = manifest["failed_sinks"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].as_str().unwrap().starts_with("qualys_webhook: "),
+        "{failed:?}"
+    );
+    // Its NDJSON and CSV are this run's.
+    assert_eq!(manifest["output_run_id"], manifest["run_id"]);
     // The ledger did not take the run: it knows no finding.
     let r = runs(dir.path());
     assert_eq!(r.len(), 1);

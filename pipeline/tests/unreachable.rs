@@ -75,6 +75,8 @@ fn a_refused_connection_fails_the_run_and_keeps_the_last_output() {
     let dir = tempfile::tempdir().unwrap();
     let before = good_run(dir.path());
     assert!(!before.is_empty());
+    let good = manifest(dir.path());
+    assert_eq!(good["output_run_id"], good["run_id"]);
 
     let config = write_config(dir.path(), &dead_url(), "max_retries_per_request = 2");
     let o = sync(&config);
@@ -96,6 +98,14 @@ fn a_refused_connection_fails_the_run_and_keeps_the_last_output() {
     // Said once, not once per model.
     assert_eq!(err.matches("cannot reach Orca").count(), 1, "{err}");
     assert!(!m.to_string().contains(TOKEN));
+    // The manifest describes the failed run, and says whose output is beside it.
+    assert_ne!(m["run_id"], good["run_id"]);
+    assert_eq!(m["output_run_id"], good["run_id"], "{m}");
+    // Still so after another failed run.
+    assert_eq!(sync(&config).status.code(), Some(4));
+    let again = manifest(dir.path());
+    assert_ne!(again["run_id"], m["run_id"]);
+    assert_eq!(again["output_run_id"], good["run_id"], "{again}");
 
     let runs = orca_etm(&["runs", "--json"], &config);
     assert_eq!(runs.status.code(), Some(0), "{}", said(&runs));

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod json;
 pub mod ledger;
 pub mod model;
+pub mod net;
 pub mod page;
 pub mod parse;
 pub mod secret;

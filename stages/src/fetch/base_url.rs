@@ -7,7 +7,7 @@ use super::error::FetchError;
 /// The API base URL (always ending in `/`), from any accepted domain form:
 /// `app.eu.orcasecurity.io`, `app.eu.orcasecurity.io/api`,
 /// `https://app.eu.orcasecurity.io/api/` (with or without the trailing slash),
-/// and `http://…` only when `allow_insecure_http`.
+/// and `http://…` to a loopback address only when `allow_insecure_http`.
 pub fn base_url(domain: &str, allow_insecure_http: bool) -> Result<Url, FetchError> {
     let d = domain.trim();
     if d.is_empty() {
@@ -27,7 +27,12 @@ pub fn base_url(domain: &str, allow_insecure_http: bool) -> Result<Url, FetchErr
         .map_err(|e| FetchError::Config(format!("invalid Orca domain {d:?}: {e}")))?;
     match url.scheme() {
         "https" => {}
-        "http" if allow_insecure_http => {}
+        "http" if allow_insecure_http && url.host_str().is_some_and(crate::net::is_loopback) => {}
+        "http" if allow_insecure_http => {
+            return Err(FetchError::Config(format!(
+                "refusing plain http base URL {d:?}: allow_insecure_http is for a loopback address only (the token would travel in clear)"
+            )))
+        }
         "http" => {
             return Err(FetchError::Config(format!(
             "refusing plain http base URL {d:?}: use https:// or set allow_insecure_http for tests"
@@ -98,6 +103,11 @@ mod tests {
             "http://127.0.0.1:8080/api/"
         );
         assert_eq!(
+            ok("http://localhost:8088", true),
+            "http://localhost:8088/api/"
+        );
+        assert_eq!(ok("http://[::1]:8088/api/", true), "http://[::1]:8088/api/");
+        assert_eq!(
             query_url(&base_url("api.orcasecurity.io", false).unwrap())
                 .unwrap()
                 .as_str(),
@@ -109,6 +119,8 @@ mod tests {
     fn refusals() {
         for (d, insecure) in [
             ("http://127.0.0.1:8080/api/", false),
+            ("http://10.0.0.5:8080/api/", true),
+            ("http://orca-proxy.internal/api/", true),
             ("", false),
             ("ftp://x.example/api/", false),
             ("https://user:pw@x.example/api/", false),

@@ -169,7 +169,7 @@ impl WebhookConfig {
         }
         match url.scheme() {
             "https" => {}
-            "http" if self.allow_insecure_http && is_loopback(&host) => {}
+            "http" if self.allow_insecure_http && crate::net::is_loopback(&host) => {}
             "http" if self.allow_insecure_http => {
                 return Err(format!(
                     "gateway {g:?}: plain http is allowed only to a loopback address (the password would travel in clear)"
@@ -245,13 +245,6 @@ impl WebhookConfig {
         };
         Ok(Credentials { username, password })
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
