@@ -299,7 +299,7 @@ fn a_real_prometheus_answers_every_dashboard_expression_with_data() {
         out.manifest.counts.findings_by_status["NEW"] as f64
     );
     let mid_run = one(&format!(
-        "max_over_time(orca_etm_run_status{{profile=\"{profile}\",status=\"running\"}}[5m])"
+        "max_over_time(orca_etm_run_status{{profile=\"{profile}\",status=\"processing\"}}[5m])"
     ));
     assert_eq!(mid_run, 1.0, "Prometheus saw the run while it ran");
 
@@ -372,7 +372,7 @@ fn runs_pushed_to_a_real_pushgateway_reach_prometheus_and_fire_the_run_alerts() 
         prom::sample(body, &series(t::RUN_STATUS, &format!(",status=\"{s}\"")))
     };
     assert_eq!(status(&body, "complete"), Some(1.0));
-    assert_eq!(status(&body, "running"), Some(0.0));
+    assert_eq!(status(&body, "processing"), Some(0.0));
     let last_success = prom::sample(&body, &series(t::RUN_LAST_SUCCESS, "")).unwrap();
     assert!(last_success > 1.7e9);
     assert_eq!(

@@ -446,7 +446,8 @@ fn runs_lists_recent_runs_for_people_and_scripts() {
         "{text}"
     );
 
-    // No ledger yet: a clear error, not an empty list.
+    // No ledger yet: no runs, said with the ledger's path (a wrong
+    // state_dir shows), not a failure.
     let empty = tempfile::tempdir().unwrap();
     let config2 = empty.path().join("orca-etm.toml");
     std::fs::write(
@@ -459,6 +460,20 @@ fn runs_lists_recent_runs_for_people_and_scripts() {
         .arg(&config2)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no sync has run for this profile yet"));
+    assert_eq!(out.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with("no runs recorded yet for profile \"default\""),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            &empty
+                .path()
+                .join("state/default/ledger.db")
+                .display()
+                .to_string()
+        ),
+        "{said}"
+    );
 }

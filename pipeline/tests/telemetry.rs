@@ -229,7 +229,7 @@ fn a_sync_exports_the_whole_contract_and_agrees_with_its_manifest() {
     let status = |s: &str| total(&text, t::RUN_STATUS, &[("profile", profile), ("status", s)]);
     assert_eq!(
         (
-            status("running"),
+            status("processing"),
             status("complete"),
             status("partial"),
             status("failed")
@@ -573,7 +573,7 @@ fn sync_metrics_listen_serves_metrics_while_the_run_goes_on() {
         let running = sample(
             &body,
             &format!(
-                "{}{{profile=\"listening\",status=\"running\"}}",
+                "{}{{profile=\"listening\",status=\"processing\"}}",
                 t::RUN_STATUS
             ),
         );

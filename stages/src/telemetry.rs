@@ -234,7 +234,7 @@ pub const METRICS: &[Metric] = &[
     m(FETCH_PARTITIONS_SPLIT, Counter, Unit::Count, P_MODEL_REASON, Recorded,
       "Queries read past the paging cap: in FirstSeen stretches (over_cap_keyset), or split into partitions that each fit (over_cap), or split because rows shifted under the walk (rows_shifted)."),
     m(RUN_STATUS, Gauge, Unit::Count, P_STATUS, Recorded,
-      "1 for the status of the current or last run (running, complete, partial, failed), 0 for the others."),
+      "1 for the status of the current or last run (processing, complete, partial, failed), 0 for the others."),
     m(RUNS, Counter, Unit::Count, P_STATUS, Recorded,
       "Runs ended, by status."),
     m(RUN_DURATION, Gauge, Unit::Seconds, P, Recorded,
@@ -350,7 +350,7 @@ pub const DEAD_LETTER_REASONS: [(&str, &str); 5] = [
 ];
 
 /// Statuses of [`RUN_STATUS`].
-pub const RUN_STATUSES: [&str; 4] = ["running", "complete", "partial", "failed"];
+pub const RUN_STATUSES: [&str; 4] = ["processing", "complete", "partial", "failed"];
 
 /// The labels every metric of one profile carries. Cheap to clone: the
 /// profile name is shared, not copied, into each metric key.

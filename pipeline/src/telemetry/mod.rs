@@ -69,7 +69,7 @@ impl RunMeter {
             scope,
         };
         let s = &meter.scope;
-        set_status(s, "running");
+        set_status(s, "processing");
         s.gauge(t::RUN_START, &[]).set(unix_now());
         s.gauge(t::RUN_SUCCESS_MAX_AGE, &[])
             .set(cfg.metrics.success_max_age.as_secs_f64());
