@@ -75,7 +75,13 @@ pub async fn run_with(
 ) -> Result<FetchReport, FetchError> {
     cfg.validate().map_err(FetchError::Config)?;
     let client = OrcaClient::new(cfg, token)?;
-    tracing::info!(url = %client.url(), models = ?cfg.models, kinds = ?opts.kinds, "fetch starting");
+    let reads = match (opts.kinds.assets, opts.kinds.findings) {
+        (true, true) => "host assets and findings",
+        (true, false) => "host assets",
+        (false, true) => "findings",
+        (false, false) => "nothing",
+    };
+    tracing::info!(url = %client.url(), models = ?cfg.models, reads, "fetch starting");
     let stop = cancel.child_token();
     let now_ms = opts
         .now_ms

@@ -33,7 +33,15 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LedgerEr
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", step as i64 + 1)?;
         tx.commit()?;
-        tracing::info!(path = %path.display(), version = step + 1, "ledger schema migrated");
+        tracing::debug!(path = %path.display(), version = step + 1, "ledger schema step applied");
+    }
+    // One line for what happened, not one per step.
+    match found {
+        0 => tracing::info!(path = %path.display(), version = SCHEMA_VERSION, "ledger created"),
+        v if v < SCHEMA_VERSION => {
+            tracing::info!(path = %path.display(), from = v, to = SCHEMA_VERSION, "ledger schema migrated")
+        }
+        _ => {}
     }
     Ok(())
 }
