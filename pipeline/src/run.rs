@@ -199,6 +199,21 @@ fn sync_metered(
     let mut status = RunStatus::Complete;
     let mut error = None;
     let fetch_report = match &pull.fetch {
+        Ok(r) if r.interrupted => {
+            status = RunStatus::Partial;
+            // The queries, not each of their partitions: the manifest has those.
+            let cut: Vec<&str> = r
+                .incomplete()
+                .filter(|q| q.label == q.model)
+                .map(|q| q.label.as_str())
+                .collect();
+            error =
+                Some(format!(
+                "interrupted: the run was stopped before it read everything (not read through: {})",
+                if cut.is_empty() { "none".to_string() } else { cut.join(", ") }
+            ));
+            Some(r.clone())
+        }
         Ok(r) => {
             if !r.complete {
                 let why = incomplete_reason(r);
@@ -216,11 +231,6 @@ fn sync_metered(
                 }
             }
             Some(r.clone())
-        }
-        Err(FetchError::Cancelled) => {
-            status = RunStatus::Partial;
-            error = Some("interrupted: the run was stopped before it read everything".into());
-            None
         }
         Err(e) => {
             status = RunStatus::Failed;
@@ -367,7 +377,7 @@ fn sync_metered(
     match manifest.status {
         RunStatus::Complete => tracing::info!(run_id = %manifest.run_id, "sync complete"),
         s => {
-            tracing::warn!(run_id = %manifest.run_id, status = ?s, error = manifest.error.as_deref().unwrap_or(""), "sync not complete")
+            tracing::warn!(run_id = %manifest.run_id, status = s.as_str(), error = manifest.error.as_deref().unwrap_or(""), "sync not complete")
         }
     }
     Ok(RunOutcome {

@@ -174,3 +174,89 @@ fn profile_picks_one_of_a_serve_configs_profiles() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("no profile \"nope\""));
 }
+
+#[test]
+fn an_interrupted_sync_says_which_queries_it_did_not_finish() {
+    let fake = Fake::synthetic(spec(), 0.0, "");
+    let dir = tempfile::tempdir().unwrap();
+    // About 20 requests at 4 a second: a run of some 5 s, stopped at 1.5 s.
+    let config = write(
+        dir.path(),
+        &config_text(
+            &fake.url(),
+            dir.path(),
+            "requests_per_second = 4\npage_size = 10",
+        ),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_orca-etm"))
+        .args(["sync", "--progress", "off", "--config", path(&config)])
+        .env("ORCA_API_TOKEN", TOKEN)
+        .env("ORCA_ETM_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.contains(" PARTIAL in "), "{out}");
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/manifest.json")).unwrap())
+            .unwrap();
+    let error = manifest["error"].as_str().unwrap();
+    assert!(error.starts_with("interrupted: "), "{error}");
+    let fetch = &manifest["fetch"];
+    assert_eq!(fetch["interrupted"], true, "{manifest}");
+    assert_eq!(fetch["complete"], false);
+    let queries = fetch["queries"].as_array().unwrap();
+    // Every query of the plan is on record: read through, or cut short.
+    let roots: Vec<&serde_json::Value> = queries
+        .iter()
+        .filter(|q| q["label"] == q["model"])
+        .collect();
+    assert_eq!(roots.len(), 7, "{queries:?}");
+    let cut: Vec<&str> = roots
+        .iter()
+        .filter(|q| q["complete"] == false)
+        .map(|q| q["label"].as_str().unwrap())
+        .collect();
+    assert!(!cut.is_empty(), "{queries:?}");
+    for q in &roots {
+        if q["complete"] == false {
+            assert!(
+                q["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("interrupted before it was read"),
+                "{q}"
+            );
+        }
+    }
+    // The message names the same queries.
+    assert!(
+        error.ends_with(&format!("(not read through: {})", cut.join(", "))),
+        "{error}"
+    );
+    // Some were read: the run got going before the signal.
+    assert!(fetch["pages"].as_u64().unwrap() > 0);
+
+    // The ledger's record of the run has them too.
+    let runs = orca_etm(&["runs", "--json", "--config", path(&config)]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(runs[0]["status"], "partial", "{runs}");
+    let recorded = runs[0]["details"]["queries"].as_array().unwrap();
+    assert_eq!(recorded.len(), 7, "{runs}");
+    let recorded_cut: Vec<&str> = recorded
+        .iter()
+        .filter(|q| q["complete"] == false)
+        .map(|q| q["query"].as_str().unwrap())
+        .collect();
+    assert_eq!(recorded_cut, cut, "{runs}");
+}

@@ -22,8 +22,6 @@ pub enum FetchError {
     NoQueryAnswered(String),
     #[error("invalid fetch configuration: {0}")]
     Config(String),
-    #[error("fetch cancelled")]
-    Cancelled,
     /// The parse stage went away (channel closed or a page's ack dropped).
     #[error("the downstream stage stopped; fetch stopped with it")]
     DownstreamClosed,

@@ -50,6 +50,9 @@ pub struct FetchReport {
     pub partitions_split: u64,
     /// Every query complete: the run may treat unseen findings as fixed.
     pub complete: bool,
+    /// The run was stopped (SIGINT, SIGTERM) before it read everything;
+    /// `queries` says how far each got.
+    pub interrupted: bool,
 }
 
 impl FetchReport {

@@ -113,12 +113,12 @@ pub async fn run_with(
     if let Some(e) = st.take_fatal() {
         return Err(e);
     }
-    if cancel.is_cancelled() {
-        return Err(FetchError::Cancelled);
-    }
+    // Interrupted (SIGINT, SIGTERM, a daemon stopping): the report still
+    // says what was read, and which queries were cut short.
+    let interrupted = cancel.is_cancelled();
     let mut queries = st.take_reports();
     queries.sort_by(|a, b| a.label.cmp(&b.label));
-    let complete = lost_tasks == 0 && queries.iter().all(|q| q.complete);
+    let complete = !interrupted && lost_tasks == 0 && queries.iter().all(|q| q.complete);
     let report = FetchReport {
         requests: st.requests.load(Ordering::Relaxed),
         pages: st.pages.load(Ordering::Relaxed),
@@ -127,6 +127,7 @@ pub async fn run_with(
         rate_limit_wait: st.limiter.waited(),
         partitions_split: st.splits.load(Ordering::Relaxed),
         complete,
+        interrupted,
         queries,
     };
     st.metrics.report(&report);
@@ -134,6 +135,7 @@ pub async fn run_with(
         requests = report.requests,
         pages = report.pages,
         complete = report.complete,
+        interrupted = report.interrupted,
         "fetch finished"
     );
     Ok(report)
@@ -183,11 +185,19 @@ fn process(
                 }
                 walk(&st, &part, coverage.as_deref().map(|c| &c.seen), None).await
             }
-            Err(_) => return stopped(),
+            Err(_) => {
+                let unread = QueryReport {
+                    label: part.label(),
+                    model: part.model.clone(),
+                    kind: kind_name(part.kind).to_string(),
+                    ..QueryReport::default()
+                };
+                return interrupted(&st, unread);
+            }
         };
         let mut rep = base_report(&part, &w);
         let (total, children, reason) = match &w.end {
-            WalkEnd::Stopped => return stopped(),
+            WalkEnd::Stopped => return interrupted(&st, rep),
             WalkEnd::Failed(msg) => {
                 tracing::warn!(query = %rep.label, "partition incomplete: {msg}");
                 rep.error = Some(msg.clone());
@@ -200,12 +210,12 @@ fn process(
                 let ks = {
                     // The stretches are this partition's walk: they hold its slot.
                     let Ok(_permit) = st.walkers.acquire().await else {
-                        return stopped();
+                        return interrupted(&st, rep);
                     };
                     walk_past_cap(&st, &part, t).await
                 };
                 match ks {
-                    Keyset::Stopped => return stopped(),
+                    Keyset::Stopped => return interrupted(&st, rep),
                     Keyset::Read(k) => {
                         add_stretches(&mut rep, &k);
                         rep.complete = true;
@@ -296,10 +306,10 @@ fn process(
                 }
             }
         }
-        if st.stop.is_cancelled() {
-            return stopped();
-        }
         rep.children_total = Some(sum);
+        if st.stop.is_cancelled() {
+            return interrupted(&st, rep);
+        }
         let covered = !unknown && sum >= total;
         rep.complete = all_complete && covered;
         if !covered {
@@ -333,7 +343,16 @@ pub(super) fn kind_name(kind: RecordKind) -> &'static str {
     }
 }
 
-fn stopped() -> Node {
+/// A partition the run's stop cut short (or never let start): reported,
+/// so the manifest says which queries an interrupted run did not finish.
+fn interrupted(st: &RunState, mut rep: QueryReport) -> Node {
+    rep.complete = false;
+    rep.error = Some(if rep.pages == 0 {
+        "interrupted before it was read".to_string()
+    } else {
+        "interrupted before it was read through".to_string()
+    });
+    finish(st, rep);
     Node {
         total: None,
         complete: false,
