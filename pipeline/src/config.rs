@@ -41,6 +41,13 @@ pub struct Config {
     /// run keep their previous status instead of being marked FIXED.
     #[serde(default)]
     pub preserve_missing: bool,
+    /// What a partial run (a query not read through, an interrupted run)
+    /// does with what it read: publish it (true, the default: open findings
+    /// only, nothing FIXED) or publish nothing, leaving the previous output
+    /// in place (false), for a downstream that would take a finding missing
+    /// from a document for a fixed one.
+    #[serde(default = "publish_partial_default")]
+    pub publish_partial: bool,
     /// The connector profile this config is: it names the ledger
     /// (`<run.state_dir>/<profile>/ledger.db`), so two profiles never share
     /// findings' history.
@@ -118,6 +125,10 @@ pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
         Raw::Secs(s) => Ok(Duration::from_secs(s)),
         Raw::Text(t) => stages::fetch::config::parse_duration(&t).map_err(serde::de::Error::custom),
     }
+}
+
+fn publish_partial_default() -> bool {
+    true
 }
 
 fn default_profile() -> String {
@@ -258,7 +269,7 @@ impl Config {
     /// `sync`, `check` and `runs` take either, so a profile the daemon runs
     /// can be checked, run by hand and listed with the same file. `profile`
     /// picks one of a serve config's `[[profiles]]` (needed when it has
-    /// several); for a sync config it overrides the `profile` key.
+    /// several); for a sync config it must be the config's own.
     pub fn load_profile(path: &Path, profile: Option<&str>) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -272,12 +283,20 @@ impl Config {
             .map(|t| t.contains_key("profiles"))
             .unwrap_or(false);
         if !is_serve {
-            let mut cfg = Config::load(path)?;
-            if let Some(name) = profile {
-                check_profile_name(name).map_err(invalid)?;
-                cfg.profile = name.to_string();
+            let cfg = Config::load(path)?;
+            // Another name would mean another ledger beside the same output
+            // folder: two histories publishing over each other's files.
+            match profile {
+                Some(name) if name != cfg.profile => {
+                    return Err(invalid(format!(
+                        "--profile {name:?}: this sync config is profile {:?} (its `profile` key); \
+                         --profile picks one of a serve config's [[profiles]]. For another \
+                         profile, use a config of its own",
+                        cfg.profile
+                    )))
+                }
+                _ => return Ok(cfg),
             }
-            return Ok(cfg);
         }
         let serve = crate::serve::ServeConfig::load(path)?;
         let names = || {
@@ -431,6 +450,7 @@ mod tests {
         assert_eq!(cfg.output.dir, PathBuf::from("orca-etm-out"));
         assert_eq!(cfg.auth.api_token_env, "ORCA_API_TOKEN");
         assert!(!cfg.preserve_missing);
+        assert!(cfg.publish_partial);
         assert!(!cfg.delta);
         assert_eq!(
             cfg.ledger_path(),
@@ -485,18 +505,22 @@ mod tests {
     }
 
     #[test]
-    fn a_profile_is_picked_from_a_serve_config_or_overrides_a_sync_config() {
+    fn a_profile_is_picked_from_a_serve_config_and_must_be_a_sync_configs_own() {
         let dir = tempfile::tempdir().unwrap();
         let sync = write(dir.path(), "profile = \"eu\"\n[orca]\ndomain = \"x\"\n");
         assert_eq!(Config::load_profile(&sync, None).unwrap().profile, "eu");
-        let us = Config::load_profile(&sync, Some("us")).unwrap();
-        assert_eq!(us.profile, "us");
+        let eu = Config::load_profile(&sync, Some("eu")).unwrap();
         assert_eq!(
-            us.ledger_path(),
-            dir.path().join("orca-etm-state/us/ledger.db")
+            eu.ledger_path(),
+            dir.path().join("orca-etm-state/eu/ledger.db")
         );
-        let e = Config::load_profile(&sync, Some("../up")).unwrap_err();
+        // Not another profile's ledger beside this one's output.
+        let e = Config::load_profile(&sync, Some("us")).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { .. }), "{e}");
+        assert!(
+            e.to_string().contains("this sync config is profile \"eu\""),
+            "{e}"
+        );
 
         let one = "[orca]\ndomain = \"x\"\n[[profiles]]\nname = \"vulns\"\nschedule = { once = \"now\" }\n";
         let serve = write(dir.path(), one);

@@ -301,7 +301,11 @@ fn sync_metered(
     // Set once the ledger holds this run's end (a committed publish).
     let mut recorded = false;
 
-    if manifest.status != RunStatus::Failed {
+    let withheld_partial = manifest.status == RunStatus::Partial && !cfg.publish_partial;
+    if withheld_partial {
+        tracing::warn!("publish_partial = false: a partial run publishes nothing; the previous output stays in place");
+    }
+    if manifest.status != RunStatus::Failed && !withheld_partial {
         match (spilled, crate::sinks::open(&sinks, &out_dir, meter.scope())) {
             (None, _) => {
                 manifest.status = RunStatus::Failed;

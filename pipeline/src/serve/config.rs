@@ -63,6 +63,7 @@ struct ProfileSpec {
     transform_map: Option<PathBuf>,
     output_dir: Option<PathBuf>,
     preserve_missing: Option<bool>,
+    publish_partial: Option<bool>,
     delta: Option<bool>,
     #[serde(default, deserialize_with = "de_opt_duration")]
     success_max_age: Option<Duration>,
@@ -143,6 +144,9 @@ fn profile(base: &Config, spec: ProfileSpec, dir: &Path) -> Result<Profile, Stri
     if let Some(p) = spec.preserve_missing {
         cfg.preserve_missing = p;
     }
+    if let Some(p) = spec.publish_partial {
+        cfg.publish_partial = p;
+    }
     if let Some(d) = spec.delta {
         cfg.delta = d;
     }
@@ -179,7 +183,7 @@ mod tests {
     fn profiles_get_their_own_ledger_and_output() {
         let c = parse(
             "[[profiles]]\nname = \"vulns\"\nfindings_types = [\"vulnerabilities\"]\nschedule = { cron = \"0 2 * * *\" }\n\
-             [[profiles]]\nname = \"assets\"\nfindings_types = [\"host_assets\"]\nschedule = { every = \"6h\" }\noutput_dir = \"/srv/assets\"\npreserve_missing = true\n\
+             [[profiles]]\nname = \"assets\"\nfindings_types = [\"host_assets\"]\nschedule = { every = \"6h\" }\noutput_dir = \"/srv/assets\"\npreserve_missing = true\npublish_partial = false\n\
              [[profiles]]\nname = \"old\"\nactive = false\nschedule = { once = \"now\" }\ndescription = \"kept for later\"\n",
         )
         .unwrap();
@@ -199,6 +203,7 @@ mod tests {
         assert!(v.config.kinds().findings && !v.config.kinds().assets);
         assert!(a.config.kinds().assets && !a.config.kinds().findings);
         assert!(a.config.preserve_missing && !v.config.preserve_missing);
+        assert!(!a.config.publish_partial && v.config.publish_partial);
         assert!(v.active && a.active && !o.active);
         assert!(o.config.kinds().assets && o.config.kinds().findings);
         assert!(matches!(v.schedule, Schedule::Cron(_)));
