@@ -129,6 +129,8 @@ pub async fn read_page(
         let wait = retry_after
             .map(|d| st.policy.capped_retry_after(d))
             .unwrap_or_else(|| st.policy.backoff(retries));
+        // What the log says is the pause the retry will see, either way.
+        let pause_ms = wait.as_millis() as u64;
         let wait = if cause == "http_429" {
             // The token is over its limit: every query waits, not only this
             // one, and the retry goes through the limiter like any request.
@@ -139,7 +141,7 @@ pub async fn read_page(
         };
         tracing::warn!(
             query = %info.label, offset, cause, retry = retries,
-            wait_ms = wait.as_millis() as u64, "retrying Orca request: {detail}"
+            wait_ms = pause_ms, "retrying Orca request: {detail}"
         );
         tokio::select! {
             _ = st.stop.cancelled() => return Err(PageError::Stop),
