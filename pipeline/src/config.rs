@@ -67,7 +67,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Where documents go: `[[sink]]` tables (`type = "ndjson" | "csv" |
     /// "qualys_webhook"`). None: one NDJSON sink into `output.dir`.
-    #[serde(default, rename = "sink")]
+    #[serde(default, rename = "sink", deserialize_with = "de_sinks")]
     pub sinks: Vec<SinkConfig>,
 }
 
@@ -124,6 +124,53 @@ pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     match Raw::deserialize(d)? {
         Raw::Secs(s) => Ok(Duration::from_secs(s)),
         Raw::Text(t) => stages::fetch::config::parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// `[[sink]]` tables one by one, so that a mistake names its table: the
+/// tagged enum reads each table whole, and TOML's position for an error
+/// inside it is the first `[[sink]]` of the file, whichever table was wrong.
+fn de_sinks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SinkConfig>, D::Error> {
+    use serde::de::Error;
+    let tables = Vec::<toml::Value>::deserialize(d)?;
+    let count = tables.len();
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let kind = t
+                .get("type")
+                .and_then(|v| v.as_str())
+                .map(|k| format!(" (type = {k:?})"))
+                .unwrap_or_default();
+            SinkConfig::deserialize(t).map_err(|e| {
+                D::Error::custom(format!(
+                    "[[sink]] {} of {count}{kind}: {}",
+                    i + 1,
+                    e.message()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A TOML error as people read it; one inside a `[[sink]]` table (see
+/// [`de_sinks`]) points at that table's header, not at the first one.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let sink = e
+        .message()
+        .strip_prefix("[[sink]] ")
+        .and_then(|rest| rest.split_once(" of "))
+        .and_then(|(n, _)| n.parse::<usize>().ok());
+    let header = sink.and_then(|n| {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim_start().starts_with("[[sink]]"))
+            .nth(n.checked_sub(1)?)
+    });
+    match header {
+        Some((line, _)) => format!("TOML error at line {}: {}", line + 1, e.message()),
+        None => e.to_string(),
     }
 }
 
@@ -340,7 +387,7 @@ impl Config {
 
     /// Parse and validate TOML text.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let cfg: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         cfg.orca.validate()?;
         cfg.scoring.validate().map_err(|e| e.to_string())?;
         if cfg.run.workers == 0 {
@@ -489,6 +536,23 @@ mod tests {
         assert!(matches!(cfg.token(), Err(ConfigError::NoToken { .. })));
         cfg.auth.api_token_file = Some(file);
         assert_eq!(cfg.token().unwrap().expose(), "tok-from-file");
+    }
+
+    #[test]
+    fn a_mistake_in_a_sink_table_names_that_table_and_its_line() {
+        let text = "[orca]\ndomain = \"x\"\n\n[[sink]]\ntype = \"ndjson\"\n\n[[sink]]\ntype = \"csv\"\nformulaguard = true\n";
+        let e = Config::parse(text).unwrap_err();
+        assert!(
+            e.starts_with("TOML error at line 7: [[sink]] 2 of 2 (type = \"csv\"): unknown field `formulaguard`"),
+            "{e}"
+        );
+        let e = Config::parse("[[sink]]\ntype = \"nd\"\n").unwrap_err();
+        assert!(
+            e.starts_with(
+                "TOML error at line 1: [[sink]] 1 of 1 (type = \"nd\"): unknown variant `nd`"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
