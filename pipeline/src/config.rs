@@ -473,6 +473,15 @@ impl Config {
             })?;
             let token = text.lines().next().unwrap_or("").trim().to_string();
             if !token.is_empty() {
+                // The file is the config's own word; say so when the
+                // environment holds another token that is being ignored.
+                if std::env::var(&self.auth.api_token_env).is_ok_and(|t| !t.trim().is_empty()) {
+                    tracing::warn!(
+                        file = %path.display(),
+                        env = %self.auth.api_token_env,
+                        "both auth.api_token_file and the environment variable hold an Orca token: using the file's"
+                    );
+                }
                 return Ok(Secret::new(token));
             }
         }

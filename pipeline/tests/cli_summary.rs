@@ -260,3 +260,31 @@ fn an_interrupted_sync_says_which_queries_it_did_not_finish() {
         .collect();
     assert_eq!(recorded_cut, cut, "{runs}");
 }
+
+#[test]
+fn a_token_file_wins_over_the_environment_and_says_so() {
+    let fake = Fake::synthetic(spec(), 0.0, "");
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("orca-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let text = format!(
+        "[auth]\napi_token_file = {:?}\n{}",
+        token_file.display().to_string(),
+        config_text(&fake.url(), dir.path(), "")
+    );
+    let config = write(dir.path(), &text);
+    let o = Command::new(env!("CARGO_BIN_EXE_orca-etm"))
+        .args(["check", "--config", path(&config)])
+        .env("ORCA_API_TOKEN", "a-stale-token-from-the-shell")
+        .env("ORCA_ETM_LOG", "warn")
+        .output()
+        .unwrap();
+    // The file's token is the one Orca accepts.
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("both auth.api_token_file and the environment variable hold an Orca token: using the file's"),
+        "{err}"
+    );
+    assert!(!err.contains("a-stale-token-from-the-shell") && !err.contains(TOKEN));
+}
