@@ -49,16 +49,17 @@ enum Command {
     /// The main job: a full pull from Orca into the configured sinks (ETM
     /// NDJSON by default; CSV, Qualys webhook).
     Sync {
-        /// The TOML config (see README). The Orca token comes from
-        /// ORCA_API_TOKEN or auth.api_token_file, never from the command line.
+        /// A sync config, or a serve config with --profile (see README). The
+        /// Orca token comes from ORCA_API_TOKEN or auth.api_token_file, never
+        /// from the command line.
         #[arg(long)]
         config: PathBuf,
-        /// The profile to use: one of a serve config's [[profiles]] (needed
-        /// when it has several), or overriding a sync config's `profile`.
+        /// On a serve config, which of its [[profiles]] to use (needed when
+        /// it has several). On a sync config it must equal the config's own
+        /// `profile` (else exit 2): it checks, it does not override.
         #[arg(long, value_name = "NAME")]
         profile: Option<String>,
-        /// How progress shows: auto (a bar on a terminal, log lines
-        /// otherwise), bar, log or off.
+        /// How progress shows on stderr.
         #[arg(long, value_enum, default_value_t = Mode::Auto)]
         progress: Mode,
         /// Publish only the assets whose document changed since the last
@@ -81,11 +82,13 @@ enum Command {
     },
     /// The recent runs of the config's profile, newest first.
     Runs {
-        /// The sync config whose profile's ledger to read.
+        /// A sync config, or a serve config with --profile: the profile
+        /// whose ledger to read.
         #[arg(long)]
         config: PathBuf,
-        /// The profile to use: one of a serve config's [[profiles]] (needed
-        /// when it has several), or overriding a sync config's `profile`.
+        /// On a serve config, which of its [[profiles]] to use (needed when
+        /// it has several). On a sync config it must equal the config's own
+        /// `profile` (else exit 2): it checks, it does not override.
         #[arg(long, value_name = "NAME")]
         profile: Option<String>,
         /// How many runs.
@@ -106,14 +109,15 @@ enum Command {
         /// findings of non-VM assets (left out).
         #[arg(long, default_value_t = 200)]
         assets: u64,
-        /// Findings on those assets (default: 20 per asset).
+        /// Findings in the whole tenant, spread over the assets: a total,
+        /// not per asset (default: 20 × --assets).
         #[arg(long)]
         findings: Option<u64>,
         /// Seed of the synthetic tenant: the same seed, the same tenant
         /// and byte-identical output.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// As for sync.
+        /// How progress shows on stderr.
         #[arg(long, value_enum, default_value_t = Mode::Auto)]
         progress: Mode,
         /// Also start the fake Qualys gateway and deliver to it (CSAM
@@ -123,21 +127,41 @@ enum Command {
     },
     /// Validate the config and test the connection and token.
     Check {
-        /// The sync config to validate; Orca is asked for one row per
-        /// query, each webhook sink logs in once.
+        /// A sync config, or a serve config with --profile, to validate;
+        /// Orca is asked for one row per query, each webhook sink logs in
+        /// once.
         #[arg(long)]
         config: PathBuf,
-        /// The profile to use: one of a serve config's [[profiles]] (needed
-        /// when it has several), or overriding a sync config's `profile`.
+        /// On a serve config, which of its [[profiles]] to use (needed when
+        /// it has several). On a sync config it must equal the config's own
+        /// `profile` (else exit 2): it checks, it does not override.
         #[arg(long, value_name = "NAME")]
         profile: Option<String>,
     },
     /// The transform map (Orca paths → ETM fields).
+    ///
+    /// --print-default prints the built-in map, to copy, edit and name in
+    /// the config's `transform_map`.
+    #[command(group(clap::ArgGroup::new("action").required(true)))]
     TransformMap {
-        /// Print the default map, to clone and edit.
-        #[arg(long)]
+        /// Print the default map (TOML) on stdout.
+        #[arg(long, group = "action")]
         print_default: bool,
     },
+}
+
+impl Command {
+    /// The subcommand as typed, to name it in error messages.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Sync { .. } => "sync",
+            Command::Serve { .. } => "serve",
+            Command::Runs { .. } => "runs",
+            Command::Demo { .. } => "demo",
+            Command::Check { .. } => "check",
+            Command::TransformMap { .. } => "transform-map",
+        }
+    }
 }
 
 /// Prometheus flags (override the config's `[metrics]`).
@@ -155,6 +179,7 @@ fn main() -> ExitCode {
     pipeline::alloc::return_freed_memory_at_once();
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let cmd = cli.command.name();
     match cli.command {
         Command::Sync {
             config,
@@ -165,11 +190,11 @@ fn main() -> ExitCode {
         } => {
             let cfg = match Config::load_profile(&config, profile.as_deref()) {
                 Ok(c) => c,
-                Err(e) => return bad_config(&e.to_string()),
+                Err(e) => return bad_config(cmd, &e.to_string()),
             };
             let token = match cfg.token() {
                 Ok(t) => t,
-                Err(e) => return bad_config(&e.to_string()),
+                Err(e) => return bad_config(cmd, &e.to_string()),
             };
             let opts = SyncOptions {
                 progress,
@@ -183,7 +208,7 @@ fn main() -> ExitCode {
                 .or_else(|| cfg.metrics.pushgateway.clone());
             if let Some(url) = &pushgateway {
                 if let Err(e) = pipeline::telemetry::push_url(url, &cfg.metrics.job, &cfg.profile) {
-                    return bad_config(&e.to_string());
+                    return bad_config(cmd, &e.to_string());
                 }
             }
             let exporter = match (listen.is_some() || pushgateway.is_some())
@@ -191,7 +216,7 @@ fn main() -> ExitCode {
                 .transpose()
             {
                 Ok(e) => e,
-                Err(e) => return failed(&e),
+                Err(e) => return failed(cmd, &e),
             };
             let ready = pipeline::telemetry::Readiness::default();
             let server = match listen
@@ -199,7 +224,7 @@ fn main() -> ExitCode {
                 .transpose()
             {
                 Ok(s) => s,
-                Err(e) => return failed(&format!("cannot serve metrics: {e}")),
+                Err(e) => return failed(cmd, &format!("cannot serve metrics: {e}")),
             };
             ready.set(true);
             let outcome = pipeline::run::sync(&cfg, &token, opts);
@@ -213,16 +238,16 @@ fn main() -> ExitCode {
                 }
             }
             drop(server);
-            finish(outcome)
+            finish(cmd, outcome)
         }
         Command::Serve { config, metrics } => {
             let cfg = match pipeline::serve::ServeConfig::load(&config) {
                 Ok(c) => c,
-                Err(e) => return bad_config(&e.to_string()),
+                Err(e) => return bad_config(cmd, &e.to_string()),
             };
             let token = match cfg.base.token() {
                 Ok(t) => t,
-                Err(e) => return bad_config(&e.to_string()),
+                Err(e) => return bad_config(cmd, &e.to_string()),
             };
             let pushgateway = metrics
                 .pushgateway
@@ -230,7 +255,7 @@ fn main() -> ExitCode {
             for p in cfg.profiles.iter().filter(|_| pushgateway.is_some()) {
                 let url = pushgateway.as_deref().unwrap_or_default();
                 if let Err(e) = pipeline::telemetry::push_url(url, &cfg.base.metrics.job, &p.name) {
-                    return bad_config(&e.to_string());
+                    return bad_config(cmd, &e.to_string());
                 }
             }
             let opts = pipeline::serve::ServeOptions {
@@ -242,7 +267,7 @@ fn main() -> ExitCode {
             };
             match pipeline::serve::serve(&cfg, &token, opts) {
                 Ok(_) => ExitCode::SUCCESS,
-                Err(e) => failed(&e.to_string()),
+                Err(e) => failed(cmd, &e.to_string()),
             }
         }
         Command::Demo {
@@ -266,7 +291,7 @@ fn main() -> ExitCode {
                 handle_signals: true,
                 delta: false,
             };
-            finish(pipeline::demo::run(&opts, sync))
+            finish(cmd, pipeline::demo::run(&opts, sync))
         }
         Command::Runs {
             config,
@@ -276,7 +301,7 @@ fn main() -> ExitCode {
         } => {
             let cfg = match Config::load_profile(&config, profile.as_deref()) {
                 Ok(c) => c,
-                Err(e) => return bad_config(&e.to_string()),
+                Err(e) => return bad_config(cmd, &e.to_string()),
             };
             match pipeline::runs::list(&cfg, limit) {
                 Ok(runs) if json => match serde_json::to_string_pretty(&runs) {
@@ -284,10 +309,7 @@ fn main() -> ExitCode {
                         println!("{text}");
                         ExitCode::SUCCESS
                     }
-                    Err(e) => {
-                        eprintln!("orca-etm runs: {e}");
-                        ExitCode::from(EXIT_FAILED)
-                    }
+                    Err(e) => failed(cmd, &e.to_string()),
                 },
                 Ok(runs) if runs.is_empty() => {
                     println!(
@@ -301,10 +323,7 @@ fn main() -> ExitCode {
                     print!("{}", pipeline::runs::table(&runs));
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("orca-etm runs: {e}");
-                    ExitCode::from(EXIT_FAILED)
-                }
+                Err(e) => failed(cmd, &e.to_string()),
             }
         }
         Command::Check { config, profile } => {
@@ -315,15 +334,18 @@ fn main() -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
+                Err((EXIT_BAD_CONFIG, e)) => bad_config(cmd, &e),
                 Err((code, e)) => {
-                    eprintln!("orca-etm check: {e}");
+                    eprintln!("orca-etm {cmd}: {e}");
                     ExitCode::from(code)
                 }
             }
         }
         Command::TransformMap { print_default } => {
+            // clap asks for one of the flags; this only guards a new one
+            // added without its branch here.
             if !print_default {
-                eprintln!("orca-etm transform-map: say what to do, e.g. --print-default");
+                eprintln!("orca-etm {cmd}: nothing to do: pass --print-default (see --help)");
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
             print!("{}", stages::transform::TransformMap::default_toml());
@@ -332,27 +354,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn failed(e: &str) -> ExitCode {
-    eprintln!("orca-etm: {e}");
+/// Every subcommand says its errors alike: `orca-etm <subcommand>: bad
+/// configuration: …` for exit 2, `orca-etm <subcommand>: …` otherwise.
+fn failed(cmd: &str, e: &str) -> ExitCode {
+    eprintln!("orca-etm {cmd}: {e}");
     ExitCode::from(EXIT_FAILED)
 }
 
-fn bad_config(e: &str) -> ExitCode {
-    eprintln!("orca-etm: bad configuration: {e}");
+fn bad_config(cmd: &str, e: &str) -> ExitCode {
+    eprintln!("orca-etm {cmd}: bad configuration: {e}");
     ExitCode::from(EXIT_BAD_CONFIG)
 }
 
-fn finish(outcome: Result<RunOutcome, RunError>) -> ExitCode {
+fn finish(cmd: &str, outcome: Result<RunOutcome, RunError>) -> ExitCode {
     match outcome {
         Ok(o) => {
             print_summary(&o.manifest, &o);
             ExitCode::from(o.manifest.status.exit_code() as u8)
         }
-        Err(e) if e.exit_code() == 2 => bad_config(&e.to_string()),
-        Err(e) => {
-            eprintln!("orca-etm: {e}");
-            ExitCode::from(EXIT_FAILED)
-        }
+        Err(e) if e.exit_code() == 2 => bad_config(cmd, &e.to_string()),
+        Err(e) => failed(cmd, &e.to_string()),
     }
 }
 
@@ -382,6 +403,14 @@ fn print_summary(m: &Manifest, o: &RunOutcome) {
         "  assets: {}  findings: {}{by_status}",
         c.assets, c.findings
     );
+    // A delta run's counts are of what it published: say what it left out.
+    if m.delta && m.output_run_id.as_deref() == Some(m.run_id.as_str()) {
+        println!(
+            "  delta: {} assets unchanged since run {} (left out)",
+            c.unchanged_assets,
+            m.base_run.as_deref().unwrap_or("-")
+        );
+    }
     // "Duplicates" are rows read twice, whether the tenant served them twice
     // or overlapping reads past the paging cap did: merged, never published twice.
     println!(

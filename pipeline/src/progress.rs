@@ -13,15 +13,38 @@ use std::time::{Duration, Instant};
 
 use stages::page::PageSummary;
 
-/// How progress is shown.
+/// How often log mode says how the pull goes (`Mode::Log`'s help says 10 s).
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// How progress is shown. The variants' doc comments are `--progress`'s help.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
-    /// A bar when stderr is a terminal, log lines otherwise.
+    /// A bar when stderr is a terminal, log lines otherwise
     #[default]
     Auto,
+    /// A bar on stderr (log lines when stderr is not a terminal)
     Bar,
+    /// A log line every 10 s (pages, rows, total_items, rows/s, ETA)
     Log,
+    /// Nothing
     Off,
+}
+
+impl Mode {
+    /// What `self` comes to given whether stderr is a terminal, and a
+    /// warning when that is not what was asked for: a bar cannot be drawn
+    /// off a terminal (it would show nothing at all), so log lines instead.
+    pub fn resolve(self, terminal: bool) -> (Mode, Option<&'static str>) {
+        match self {
+            Mode::Auto if terminal => (Mode::Bar, None),
+            Mode::Auto => (Mode::Log, None),
+            Mode::Bar if !terminal => (
+                Mode::Log,
+                Some("--progress bar: stderr is not a terminal, so progress shows as log lines instead"),
+            ),
+            m => (m, None),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -50,11 +73,10 @@ impl Progress {
             rate,
             ticker: Mutex::new(None),
         }));
-        let mode = match mode {
-            Mode::Auto if std::io::stderr().is_terminal() => Mode::Bar,
-            Mode::Auto => Mode::Log,
-            m => m,
-        };
+        let (mode, warning) = mode.resolve(std::io::stderr().is_terminal());
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
         if mode != Mode::Off {
             let me = p.clone();
             let h = std::thread::Builder::new()
@@ -130,7 +152,7 @@ impl Progress {
                     b.set_position(rows);
                     b.set_message(format!("{pages} pages, {rate:.0} rows/s, ETA {eta_text}"));
                 }
-                None if last_log.elapsed() >= Duration::from_secs(10) => {
+                None if last_log.elapsed() >= LOG_EVERY => {
                     last_log = Instant::now();
                     tracing::info!(pages, rows, total_items = total, rows_per_second = rate as u64, eta = %eta_text, "pulling");
                 }
@@ -139,6 +161,25 @@ impl Progress {
         }
         if let Some(b) = bar {
             b.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bar_off_a_terminal_falls_back_to_log_lines_with_a_warning() {
+        assert_eq!(Mode::Auto.resolve(true), (Mode::Bar, None));
+        assert_eq!(Mode::Auto.resolve(false), (Mode::Log, None));
+        assert_eq!(Mode::Bar.resolve(true), (Mode::Bar, None));
+        let (mode, warning) = Mode::Bar.resolve(false);
+        assert_eq!(mode, Mode::Log);
+        assert!(warning.is_some_and(|w| w.contains("not a terminal")));
+        for m in [Mode::Log, Mode::Off] {
+            assert_eq!(m.resolve(false), (m, None));
+            assert_eq!(m.resolve(true), (m, None));
         }
     }
 }
