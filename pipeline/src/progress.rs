@@ -13,6 +13,55 @@ use std::time::{Duration, Instant};
 
 use stages::page::PageSummary;
 
+/// The bar being drawn, if any, for [`LogWriter`] to write around.
+static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// Where log lines go: stderr, one whole line at a time, with the progress
+/// bar (when one is drawn) lifted while it is written, so that a line never
+/// lands inside the bar nor the bar inside a line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::with_capacity(256))
+    }
+}
+
+/// One log event, written out when the formatter is done with it.
+pub struct LogLine(Vec<u8>);
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let out = || {
+            use std::io::Write;
+            // Nowhere to report a failed write to stderr.
+            let _ = std::io::stderr().lock().write_all(&self.0);
+        };
+        let bar = BAR.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(b) => b.suspend(out),
+            None => out(),
+        }
+    }
+}
+
 /// How often log mode says how the pull goes (`Mode::Log`'s help says 10 s).
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -139,6 +188,9 @@ impl Progress {
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
+            if let Ok(mut shown) = BAR.lock() {
+                *shown = Some(b.clone());
+            }
             b
         });
         let mut last_log = Instant::now();
@@ -160,6 +212,9 @@ impl Progress {
             }
         }
         if let Some(b) = bar {
+            if let Ok(mut shown) = BAR.lock() {
+                *shown = None;
+            }
             b.finish_and_clear();
         }
     }
