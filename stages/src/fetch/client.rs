@@ -98,7 +98,7 @@ impl OrcaClient {
         };
         let status = resp.status();
         if status.is_success() {
-            return match resp.bytes().await {
+            return match read_body(resp).await {
                 Ok(b) => Reply {
                     outcome: Outcome::Body(b),
                     status: status_label(status),
@@ -183,6 +183,26 @@ impl OrcaClient {
 }
 
 /// The common codes without an allocation per request.
+/// A page's body in one buffer of its size. Collected chunk by chunk into a
+/// buffer grown by doubling, a 3.5 MiB page of assets could hold up to twice
+/// that while it waited for the parse stage; with `Content-Length` (Orca
+/// sends it) the buffer is sized once, and without it the body is copied to
+/// its size when the slack is large.
+async fn read_body(mut resp: reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    // Trust the header only as a first size, never as a promise.
+    const MAX_PRESIZE: u64 = 64 << 20;
+    let mut buf = bytes::BytesMut::with_capacity(
+        resp.content_length().unwrap_or(0).min(MAX_PRESIZE) as usize,
+    );
+    while let Some(chunk) = resp.chunk().await? {
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.capacity() > buf.len() + buf.len() / 8 + 4096 {
+        return Ok(Bytes::copy_from_slice(&buf));
+    }
+    Ok(buf.freeze())
+}
+
 fn status_label(status: StatusCode) -> SharedString {
     match status.as_u16() {
         200 => SharedString::const_str("200"),

@@ -51,6 +51,13 @@ pub struct Parser {
 /// KiB. Findings pages (about 1 MiB) are read whole, the fastest way.
 pub const WHOLE_PAGE_MAX: usize = 2 << 20;
 
+/// The same bound for pages of assets: their values are dense (tags,
+/// services, software lists), so their tape runs to ten times their bytes,
+/// and two workers each holding the tape of a 2 MiB page were the peak of
+/// a whole pull's memory. Assets are a small share of a tenant's bytes, so
+/// reading their rows one by one costs little time.
+pub const WHOLE_ASSET_PAGE_MAX: usize = 256 << 10;
+
 impl std::fmt::Debug for Parser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Parser")
@@ -148,14 +155,18 @@ impl Parser {
         body: &'p [u8],
     ) -> ParsedPage<'p> {
         let body = skip_byte_order_marks(body);
-        self.fit(body.len().min(WHOLE_PAGE_MAX));
+        let whole_max = match query.kind {
+            crate::model::RecordKind::Asset => WHOLE_ASSET_PAGE_MAX,
+            crate::model::RecordKind::Finding => WHOLE_PAGE_MAX,
+        };
+        self.fit(body.len().min(whole_max));
         let Parser {
             buffers,
             scratch,
             tape: home,
             row_scratch,
         } = self;
-        if body.len() <= WHOLE_PAGE_MAX {
+        if body.len() <= whole_max {
             scratch.clear();
             scratch.extend_from_slice(body);
             scratch.resize(body.len() + INPUT_PADDING, b' ');

@@ -337,3 +337,32 @@ fn an_unreadable_row_keeps_its_whole_id_whatever_its_escapes() {
     assert_eq!(ids, vec![Some("a/b"), Some("c\"de"), None, Some("12345")]);
     assert_eq!(summary(&page).ids, vec!["a/b", "c\"de", "12345", "ok"]);
 }
+
+#[test]
+fn asset_pages_past_their_own_limit_are_read_row_by_row_and_findings_pages_whole() {
+    // About 400 KiB: under WHOLE_PAGE_MAX, over WHOLE_ASSET_PAGE_MAX.
+    let pad = "t".repeat(1000);
+    let rows: Vec<String> = (0..400)
+        .map(|i| format!(r#"{{"id":"r{i}","asset_unique_id":"a{i}","name":"{pad}"}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"status":"success","total_items":400,"data":[{}]}}"#,
+        rows.join(",")
+    );
+    assert!(body.len() > super::WHOLE_ASSET_PAGE_MAX && body.len() < super::WHOLE_PAGE_MAX);
+    let mut parser = Parser::new();
+    let assets = query(RecordKind::Asset);
+    let page = parser.parse(&assets, 0, body.as_bytes());
+    assert!(matches!(page.rows, super::Rows::Each { .. }));
+    let mut ids = Vec::new();
+    page.for_each_row(|r| ids.push(r.get_str("id").map(str::to_string)));
+    let findings = query(RecordKind::Finding);
+    let page = parser.parse(&findings, 0, body.as_bytes());
+    assert!(matches!(page.rows, super::Rows::Tape { .. }));
+    let mut again = Vec::new();
+    page.for_each_row(|r| again.push(r.get_str("id").map(str::to_string)));
+    // Read alike either way.
+    assert_eq!(ids.len(), 400);
+    assert_eq!(ids, again);
+    assert_eq!(ids[399].as_deref(), Some("r399"));
+}

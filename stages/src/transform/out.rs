@@ -79,10 +79,29 @@ impl Out<'_> {
         }
     }
 
+    /// The tree as JSON, in a Vec of exactly its length. Documents wait in
+    /// channels and spill buffers by the thousand: a Vec grown by doubling
+    /// holds up to twice its bytes (the peak of a pull was a third slack),
+    /// so each is written into a reused buffer and copied out at its size.
     pub fn to_json(&self) -> Vec<u8> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         // Serializing this tree into a Vec cannot fail: keys are strings and
         // serde_json writes non-finite floats as null.
-        serde_json::to_vec(self).unwrap_or_default()
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                let _ = serde_json::to_writer(&mut *buf, self);
+                let out = buf.as_slice().to_vec();
+                // One huge document must not stay a worker's for good.
+                if buf.capacity() > 1 << 20 {
+                    *buf = Vec::new();
+                }
+                out
+            }
+            Err(_) => serde_json::to_vec(self).unwrap_or_default(),
+        })
     }
 }
 
@@ -110,5 +129,27 @@ impl Serialize for Out<'_> {
                 map.end()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_exactly_as_long_as_its_buffer() {
+        let long = "x".repeat(5000);
+        let doc = Out::Obj(vec![
+            ("a".into(), Out::Str(long.as_str().into())),
+            ("b".into(), Out::I64(7)),
+        ]);
+        let json = doc.to_json();
+        assert_eq!(json.len(), json.capacity());
+        assert_eq!(&json[..6], br#"{"a":""#);
+        assert!(json.ends_with(br#"","b":7}"#));
+        // And the next one, through the same reused buffer.
+        let small = Out::Obj(vec![("k".into(), Out::Bool(true))]).to_json();
+        assert_eq!(small, br#"{"k":true}"#);
+        assert_eq!(small.len(), small.capacity());
     }
 }
