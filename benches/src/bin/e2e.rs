@@ -92,8 +92,22 @@ impl Drop for FakeProc {
     }
 }
 
+/// The tenant `start_fake` serves, as fake-orca builds it from its flags.
+fn tenant_spec(findings: u64) -> fixtures::tenant::TenantSpec {
+    fixtures::tenant::TenantSpec {
+        seed: 1,
+        assets: (findings / 20).max(10),
+        findings,
+        odd_share: 0.05,
+        over_limit_share: 0.01,
+        orphan_findings: 0,
+        non_vm_findings: 0,
+    }
+}
+
 fn start_fake(fake_orca: &Path, findings: u64, rate: f64) -> Result<FakeProc> {
-    let assets = (findings / 20).max(10);
+    let spec = tenant_spec(findings);
+    let assets = spec.assets;
     let mut child = Command::new(fake_orca)
         .args(["--listen", "127.0.0.1:0", "--seed", "1"])
         .args([
@@ -108,7 +122,9 @@ fn start_fake(fake_orca: &Path, findings: u64, rate: f64) -> Result<FakeProc> {
             "--cap",
             "0",
             "--odd-share",
-            "0.05",
+            &spec.odd_share.to_string(),
+            "--over-limit-share",
+            &spec.over_limit_share.to_string(),
         ])
         .env("FAKE_ORCA_TOKEN", TOKEN)
         .stdout(Stdio::piped())
@@ -321,8 +337,8 @@ fn run(args: &Args) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", machine())?;
     writeln!(out)?;
-    writeln!(out, "| findings | tool | wall s | findings/s | MB/s (Orca JSON) | CPU s | peak RSS MiB | spill MiB |")?;
-    writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(out, "| findings | tool | wall s | findings/s | MB/s (Orca JSON) | CPU s | peak RSS MiB | spill MiB | published = expected |")?;
+    writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---|")?;
     let mut stage_lines = Vec::new();
     // orca-etm runs that failed: the tables are printed all the same, then
     // the bench exits 1. (The baseline running out of memory is a result.)
@@ -343,6 +359,26 @@ fn run(args: &Args) -> Result<()> {
         }
         let man = manifest(&dir, m.ok)?;
         let findings = man["counts"]["findings"].as_u64().unwrap_or(0);
+        // A fast run that publishes the wrong tenant is no result.
+        let want = fixtures::tenant::Tenant::new(tenant_spec(n))
+            .expected()
+            .clone();
+        let assets = man["counts"]["assets"].as_u64().unwrap_or(0);
+        let exact = assets == want.assets && findings == want.findings + want.orphan_findings;
+        let exact_text = if exact {
+            format!("yes ({assets} assets, {findings} findings)")
+        } else {
+            failed.push(format!(
+                "sync of {n} findings published {assets} assets and {findings} findings, expected {} and {}",
+                want.assets,
+                want.findings + want.orphan_findings
+            ));
+            format!(
+                "**NO**: {assets}/{} assets, {findings}/{} findings",
+                want.assets,
+                want.findings + want.orphan_findings
+            )
+        };
         stage_lines.push(format!(
             "- {n}: {}",
             man["stages"]
@@ -362,7 +398,7 @@ fn run(args: &Args) -> Result<()> {
         let spill = man["counts"]["spill"]["bytes"].as_u64().unwrap_or(0);
         writeln!(
             out,
-            "| {n} | orca-etm{} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            "| {n} | orca-etm{} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {exact_text} |",
             if m.ok { "" } else { " (FAILED)" },
             m.wall,
             findings as f64 / m.wall,
@@ -382,7 +418,7 @@ fn run(args: &Args) -> Result<()> {
             if b.ok {
                 writeln!(
                     out,
-                    "| {n} | baseline | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | – |",
+                    "| {n} | baseline | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | – | – |",
                     b.wall,
                     findings as f64 / b.wall,
                     bytes as f64 / 1e6 / b.wall,
@@ -392,7 +428,7 @@ fn run(args: &Args) -> Result<()> {
                 if m.wall > 0.0 {
                     writeln!(
                         out,
-                        "| {n} | **ratio** | **{:.1}× faster** | | | **{:.1}× less CPU** | **{:.0}× less memory** | |",
+                        "| {n} | **ratio** | **{:.1}× faster** | | | **{:.1}× less CPU** | **{:.0}× less memory** | | |",
                         b.wall / m.wall,
                         b.cpu / m.cpu.max(0.001),
                         b.max_rss_kib as f64 / (m.max_rss_kib.max(1)) as f64
@@ -402,7 +438,7 @@ fn run(args: &Args) -> Result<()> {
                 report_failure(&format!("baseline at {n} findings"), &b);
                 writeln!(
                     out,
-                    "| {n} | baseline | out of memory after {:.0} s (address space capped at {cap_gib} GiB; peak RSS {:.0} MiB) | | | {:.1} | | – |",
+                    "| {n} | baseline | out of memory after {:.0} s (address space capped at {cap_gib} GiB; peak RSS {:.0} MiB) | | | {:.1} | | – | – |",
                     b.wall,
                     b.max_rss_kib as f64 / 1024.0,
                     b.cpu
