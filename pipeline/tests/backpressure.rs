@@ -154,13 +154,24 @@ fn a_slow_sink_shows_as_a_full_channel_a_blocked_sender_and_a_busy_stage() {
         full.len(),
         publishing.len()
     );
+    // The fast sink's channel: emptier than the slow one's at every one of
+    // those moments, and near empty at most of them (a scrape can catch it
+    // the instant a batch landed, before its thread was scheduled: on a
+    // loaded 2-core machine that was a quarter full once).
     for s in &full {
         assert!(
-            s.fill(FAST) <= 0.2,
-            "{FAST} at {:.2} while {SLOW} is full",
-            s.fill(FAST)
+            s.fill(FAST) < s.fill(SLOW),
+            "{FAST} at {:.2} while {SLOW} is at {:.2}",
+            s.fill(FAST),
+            s.fill(SLOW)
         );
     }
+    let idle = full.iter().filter(|s| s.fill(FAST) <= 0.2).count();
+    assert!(
+        idle * 10 >= full.len() * 8,
+        "{FAST} near empty in only {idle} of the {} scrapes where {SLOW} is full",
+        full.len()
+    );
 
     // The sender upstream of it blocked, more and more.
     let (first, last) = (full[0], full[full.len() - 1]);
