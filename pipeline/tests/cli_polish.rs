@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
+use common::cli::*;
 use common::*;
 use fixtures::tenant::TenantSpec;
 
@@ -20,34 +20,6 @@ fn spec() -> TenantSpec {
     }
 }
 
-fn orca_etm(args: &[&str], token: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orca-etm"))
-        .args(args)
-        .env("ORCA_API_TOKEN", token)
-        .env("ORCA_ETM_LOG", "info")
-        .env_remove("ORCA_ETM_FAILPOINT")
-        .output()
-        .unwrap()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("orca-etm.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("out/manifest.json")).unwrap()).unwrap()
 }
@@ -55,7 +27,7 @@ fn manifest(dir: &Path) -> serde_json::Value {
 #[test]
 fn every_subcommand_says_a_config_error_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
+    let config = config_file(
         dir.path(),
         &format!(
             "no_such_key = 1\n{}",
@@ -63,7 +35,7 @@ fn every_subcommand_says_a_config_error_alike() {
         ),
     );
     for cmd in ["sync", "check", "runs"] {
-        let o = orca_etm(&[cmd, "--config", path(&config)], TOKEN);
+        let o = orca_etm(&[cmd, "--config", arg(&config)]);
         assert_eq!(o.status.code(), Some(2), "{cmd}: {o:?}");
         let err = stderr(&o);
         assert!(err.contains("no_such_key"), "{cmd}: {err}");
@@ -76,8 +48,8 @@ fn every_subcommand_says_a_config_error_alike() {
 fn a_refused_token_reads_as_one_sentence() {
     let fake = Fake::synthetic(spec(), 0.0, "");
     let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), &config_text(&fake.url(), dir.path(), ""));
-    let o = orca_etm(&["check", "--config", path(&config)], "not-the-token");
+    let config = config_file(dir.path(), &config_text(&fake.url(), dir.path(), ""));
+    let o = orca_etm_as(&["check", "--config", arg(&config)], "not-the-token");
     assert_eq!(o.status.code(), Some(4), "{o:?}");
     let err = stderr(&o);
     let line = err
@@ -95,12 +67,9 @@ fn a_refused_token_reads_as_one_sentence() {
 fn a_bar_off_a_terminal_says_it_logs_instead() {
     let fake = Fake::synthetic(spec(), 0.0, "");
     let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), &config_text(&fake.url(), dir.path(), ""));
+    let config = config_file(dir.path(), &config_text(&fake.url(), dir.path(), ""));
     // Output captured: stderr is a pipe, not a terminal.
-    let o = orca_etm(
-        &["sync", "--progress", "bar", "--config", path(&config)],
-        TOKEN,
-    );
+    let o = orca_etm(&["sync", "--progress", "bar", "--config", arg(&config)]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let err = stderr(&o);
     let warned = err
@@ -115,18 +84,18 @@ fn a_bar_off_a_terminal_says_it_logs_instead() {
 fn a_second_delta_run_says_how_many_assets_it_left_out() {
     let fake = Fake::synthetic(spec(), 0.0, "");
     let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), &config_text(&fake.url(), dir.path(), ""));
+    let config = config_file(dir.path(), &config_text(&fake.url(), dir.path(), ""));
     let args = [
         "sync",
         "--delta",
         "--progress",
         "off",
         "--config",
-        path(&config),
+        arg(&config),
     ];
 
     // The first run of a profile is full: nothing to say about a delta.
-    let o = orca_etm(&args, TOKEN);
+    let o = orca_etm(&args);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(!stdout(&o).contains("delta:"), "{}", stdout(&o));
     let first = manifest(dir.path());
@@ -135,7 +104,7 @@ fn a_second_delta_run_says_how_many_assets_it_left_out() {
     let base = first["run_id"].as_str().unwrap().to_string();
 
     // The second sees the same tenant: every asset unchanged, none published.
-    let o = orca_etm(&args, TOKEN);
+    let o = orca_etm(&args);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let out = stdout(&o);
     let second = manifest(dir.path());
@@ -149,10 +118,10 @@ fn a_second_delta_run_says_how_many_assets_it_left_out() {
 
 #[test]
 fn transform_map_without_a_flag_names_the_flags() {
-    let o = orca_etm(&["transform-map"], TOKEN);
+    let o = orca_etm(&["transform-map"]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert!(stderr(&o).contains("--print-default"), "{}", stderr(&o));
-    let help = orca_etm(&["transform-map", "--help"], TOKEN);
+    let help = orca_etm(&["transform-map", "--help"]);
     assert_eq!(help.status.code(), Some(0), "{help:?}");
     let help = stdout(&help);
     assert!(help.contains("--print-default"), "{help}");

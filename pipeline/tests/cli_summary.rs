@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::cli::*;
 use common::*;
 use fixtures::tenant::TenantSpec;
 
@@ -20,39 +20,14 @@ fn spec() -> TenantSpec {
     }
 }
 
-fn orca_etm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orca-etm"))
-        .args(args)
-        .env("ORCA_API_TOKEN", TOKEN)
-        .env("ORCA_ETM_LOG", "info")
-        .env_remove("NO_COLOR")
-        .env_remove("ORCA_ETM_FAILPOINT")
-        .output()
-        .unwrap()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn write(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("orca-etm.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 #[test]
 fn runs_of_a_profile_that_never_ran_is_an_empty_list() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
+    let config = config_file(
         dir.path(),
         &config_text("http://127.0.0.1:9", dir.path(), ""),
     );
-    let o = orca_etm(&["runs", "--config", path(&config)]);
+    let o = orca_etm(&["runs", "--config", arg(&config)]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let ledger = dir.path().join("state/default/ledger.db");
     assert_eq!(
@@ -62,7 +37,7 @@ fn runs_of_a_profile_that_never_ran_is_an_empty_list() {
             ledger.display()
         )
     );
-    let o = orca_etm(&["runs", "--json", "--config", path(&config)]);
+    let o = orca_etm(&["runs", "--json", "--config", arg(&config)]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let runs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(runs, serde_json::json!([]));
@@ -78,8 +53,8 @@ fn a_csv_only_run_names_its_output_and_piped_logs_have_no_colour() {
         "{}\n[[sink]]\ntype = \"csv\"\n",
         config_text(&fake.url(), dir.path(), "")
     );
-    let config = write(dir.path(), &text);
-    let o = orca_etm(&["sync", "--progress", "log", "--config", path(&config)]);
+    let config = config_file(dir.path(), &text);
+    let o = orca_etm(&["sync", "--progress", "log", "--config", arg(&config)]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let out = stdout(&o);
     let csv = dir.path().join("out/etm-findings.csv");
@@ -135,9 +110,9 @@ fn profile_picks_one_of_a_serve_configs_profiles() {
          [[profiles]]\nname = \"assets\"\nfindings_types = [\"host_assets\"]\nschedule = {{ once = \"now\" }}\n",
         config_text(&fake.url(), dir.path(), "")
     );
-    let config = write(dir.path(), &text);
+    let config = config_file(dir.path(), &text);
 
-    let o = orca_etm(&["sync", "--progress", "off", "--config", path(&config)]);
+    let o = orca_etm(&["sync", "--progress", "off", "--config", arg(&config)]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--profile (vulns, assets)"), "{err}");
@@ -149,7 +124,7 @@ fn profile_picks_one_of_a_serve_configs_profiles() {
         "--profile",
         "vulns",
         "--config",
-        path(&config),
+        arg(&config),
     ]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     // The profile's own output folder and ledger, as the daemon would use.
@@ -163,14 +138,14 @@ fn profile_picks_one_of_a_serve_configs_profiles() {
         "--profile",
         "vulns",
         "--config",
-        path(&config),
+        arg(&config),
     ]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let runs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
     assert_eq!(runs[0]["status"], "complete", "{runs}");
 
-    let o = orca_etm(&["runs", "--profile", "nope", "--config", path(&config)]);
+    let o = orca_etm(&["runs", "--profile", "nope", "--config", arg(&config)]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("no profile \"nope\""));
 }
@@ -180,7 +155,7 @@ fn an_interrupted_sync_says_which_queries_it_did_not_finish() {
     let fake = Fake::synthetic(spec(), 0.0, "");
     let dir = tempfile::tempdir().unwrap();
     // About 20 requests at 4 a second: a run of some 5 s, stopped at 1.5 s.
-    let config = write(
+    let config = config_file(
         dir.path(),
         &config_text(
             &fake.url(),
@@ -189,7 +164,7 @@ fn an_interrupted_sync_says_which_queries_it_did_not_finish() {
         ),
     );
     let child = Command::new(env!("CARGO_BIN_EXE_orca-etm"))
-        .args(["sync", "--progress", "off", "--config", path(&config)])
+        .args(["sync", "--progress", "off", "--config", arg(&config)])
         .env("ORCA_API_TOKEN", TOKEN)
         .env("ORCA_ETM_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -248,7 +223,7 @@ fn an_interrupted_sync_says_which_queries_it_did_not_finish() {
     assert!(fetch["pages"].as_u64().unwrap() > 0);
 
     // The ledger's record of the run has them too.
-    let runs = orca_etm(&["runs", "--json", "--config", path(&config)]);
+    let runs = orca_etm(&["runs", "--json", "--config", arg(&config)]);
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
     assert_eq!(runs[0]["status"], "partial", "{runs}");
     let recorded = runs[0]["details"]["queries"].as_array().unwrap();
@@ -272,9 +247,9 @@ fn a_token_file_wins_over_the_environment_and_says_so() {
         token_file.display().to_string(),
         config_text(&fake.url(), dir.path(), "")
     );
-    let config = write(dir.path(), &text);
+    let config = config_file(dir.path(), &text);
     let o = Command::new(env!("CARGO_BIN_EXE_orca-etm"))
-        .args(["check", "--config", path(&config)])
+        .args(["check", "--config", arg(&config)])
         .env("ORCA_API_TOKEN", "a-stale-token-from-the-shell")
         .env("ORCA_ETM_LOG", "warn")
         .output()

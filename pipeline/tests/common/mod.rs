@@ -1,6 +1,7 @@
 //! Shared test harness: a fake Orca on loopback and a sync against it.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod gateway;
 pub mod items;
 pub mod prom;
