@@ -24,6 +24,17 @@ fn run_case(
     (dir, docs, out.manifest)
 }
 
+/// One page of AzureComputeVm assets and one of findings.
+fn azure_and_findings(
+    assets: impl Into<bytes::Bytes>,
+    findings: impl Into<bytes::Bytes>,
+) -> std::collections::BTreeMap<String, Vec<bytes::Bytes>> {
+    std::collections::BTreeMap::from([
+        ("AzureComputeVm".to_string(), vec![assets.into()]),
+        ("VulnerabilityV2".to_string(), vec![findings.into()]),
+    ])
+}
+
 #[test]
 fn case_01_lone_surrogate_costs_one_value_not_the_page() {
     let (_d, docs, m) = run_case("AwsEc2Instance", "01-lone-surrogate.json");
@@ -183,17 +194,7 @@ fn variants_of_the_cases_kinds_through_the_whole_run() {
         {"id":"f2","name":"CVE-2024-2 - pkg","type":"VulnerabilityV2","asset_unique_id":"AzureComputeVm_1_x1",
          "data":{"CveId":{"value":"CVE-2024-2"},"CvssSeverity":{"value":"LOW"},
                  "FirstSeen":{"value":"1711713600123.0"}}}]}"#;
-    let pages = std::collections::BTreeMap::from([
-        (
-            "AzureComputeVm".to_string(),
-            vec![bytes::Bytes::from(assets)],
-        ),
-        (
-            "VulnerabilityV2".to_string(),
-            vec![bytes::Bytes::from(findings)],
-        ),
-    ]);
-    let fake = Fake::pages(pages, "");
+    let fake = Fake::pages(azure_and_findings(assets, findings), "");
     let dir = tempfile::tempdir().unwrap();
     let out = run(&config(&fake.url(), dir.path(), ""));
     assert_eq!(
@@ -250,17 +251,7 @@ fn ids_told_apart_only_by_a_broken_character_are_dead_letters_and_fix_nothing() 
             ids.len(),
             rows.join(",")
         );
-        let pages = std::collections::BTreeMap::from([
-            (
-                "AzureComputeVm".to_string(),
-                vec![bytes::Bytes::from(asset)],
-            ),
-            (
-                "VulnerabilityV2".to_string(),
-                vec![bytes::Bytes::from(findings)],
-            ),
-        ]);
-        let fake = Fake::pages(pages, "");
+        let fake = Fake::pages(azure_and_findings(asset, findings), "");
         run(&config(&fake.url(), dir, ""))
     };
     let dir = tempfile::tempdir().unwrap();

@@ -11,11 +11,8 @@ use stages::page::{PageVerdict, QueryInfo};
 use stages::parse::{Parser, Repair};
 use stages::transform::{ScoringConfig, TransformMap, TransformStats, Transformer};
 
-/// Documents (as JSON) of one page body, the repairs and the transform counts.
-fn run(
-    kind: RecordKind,
-    body: impl AsRef<[u8]>,
-) -> (Vec<Value>, Vec<(Repair, u64)>, TransformStats) {
+/// An AwsEc2Instance query of `kind` and the default transform map.
+fn query_and_transformer(kind: RecordKind) -> (Arc<QueryInfo>, Transformer) {
     let q = Arc::new(QueryInfo {
         label: "q".into(),
         model: "AwsEc2Instance".into(),
@@ -23,6 +20,15 @@ fn run(
         track_first_seen: false,
     });
     let t = Transformer::new(TransformMap::default_map(), ScoringConfig::default()).unwrap();
+    (q, t)
+}
+
+/// Documents (as JSON) of one page body, the repairs and the transform counts.
+fn run(
+    kind: RecordKind,
+    body: impl AsRef<[u8]>,
+) -> (Vec<Value>, Vec<(Repair, u64)>, TransformStats) {
+    let (q, t) = query_and_transformer(kind);
     let page = Parser::new().parse_owned(&q, 0, body.as_ref());
     assert!(
         matches!(page.verdict, PageVerdict::Read(_)),
@@ -176,13 +182,7 @@ fn run_marked(
     Vec<stages::model::DeadLetter>,
     TransformStats,
 ) {
-    let q = Arc::new(QueryInfo {
-        label: "q".into(),
-        model: "AwsEc2Instance".into(),
-        kind,
-        track_first_seen: false,
-    });
-    let t = Transformer::new(TransformMap::default_map(), ScoringConfig::default()).unwrap();
+    let (q, t) = query_and_transformer(kind);
     let mut parser = Parser::new();
     let mut page = parser.parse(&q, 0, body);
     let mut dead = std::mem::take(&mut page.dead_letters);
