@@ -49,16 +49,8 @@ enum Command {
     /// The main job: a full pull from Orca into the configured sinks (ETM
     /// NDJSON by default; CSV, Qualys webhook).
     Sync {
-        /// A sync config, or a serve config with --profile (see README). The
-        /// Orca token comes from ORCA_API_TOKEN or auth.api_token_file, never
-        /// from the command line.
-        #[arg(long)]
-        config: PathBuf,
-        /// On a serve config, which of its [[profiles]] to use (needed when
-        /// it has several). On a sync config it must equal the config's own
-        /// `profile` (else exit 2): it checks, it does not override.
-        #[arg(long, value_name = "NAME")]
-        profile: Option<String>,
+        #[command(flatten)]
+        target: ProfileArgs,
         /// How progress shows on stderr.
         #[arg(long, value_enum, default_value_t = Mode::Auto)]
         progress: Mode,
@@ -82,15 +74,8 @@ enum Command {
     },
     /// The recent runs of the config's profile, newest first.
     Runs {
-        /// A sync config, or a serve config with --profile: the profile
-        /// whose ledger to read.
-        #[arg(long)]
-        config: PathBuf,
-        /// On a serve config, which of its [[profiles]] to use (needed when
-        /// it has several). On a sync config it must equal the config's own
-        /// `profile` (else exit 2): it checks, it does not override.
-        #[arg(long, value_name = "NAME")]
-        profile: Option<String>,
+        #[command(flatten)]
+        target: ProfileArgs,
         /// How many runs.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -125,18 +110,11 @@ enum Command {
         #[arg(long)]
         qualys: bool,
     },
-    /// Validate the config and test the connection and token.
+    /// Validate the config and test the connection and token: Orca is
+    /// asked for one row per query, each webhook sink logs in once.
     Check {
-        /// A sync config, or a serve config with --profile, to validate;
-        /// Orca is asked for one row per query, each webhook sink logs in
-        /// once.
-        #[arg(long)]
-        config: PathBuf,
-        /// On a serve config, which of its [[profiles]] to use (needed when
-        /// it has several). On a sync config it must equal the config's own
-        /// `profile` (else exit 2): it checks, it does not override.
-        #[arg(long, value_name = "NAME")]
-        profile: Option<String>,
+        #[command(flatten)]
+        target: ProfileArgs,
     },
     /// The transform map (Orca paths → ETM fields).
     ///
@@ -165,6 +143,21 @@ impl Command {
 }
 
 /// Prometheus flags (override the config's `[metrics]`).
+/// The config and the profile of it that sync, check and runs work on.
+#[derive(clap::Args)]
+struct ProfileArgs {
+    /// A sync config, or a serve config with --profile (see README). The
+    /// Orca token comes from ORCA_API_TOKEN or auth.api_token_file, never
+    /// from the command line.
+    #[arg(long)]
+    config: PathBuf,
+    /// On a serve config, which of its [[profiles]] to use (needed when
+    /// it has several). On a sync config it must equal the config's own
+    /// `profile` (else exit 2): it checks, it does not override.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
 #[derive(clap::Args)]
 struct MetricsArgs {
     /// Serve /metrics, /healthz and /readyz on ADDR (e.g. 127.0.0.1:9464).
@@ -182,13 +175,12 @@ fn main() -> ExitCode {
     let cmd = cli.command.name();
     match cli.command {
         Command::Sync {
-            config,
-            profile,
+            target,
             progress,
             delta,
             metrics,
         } => {
-            let cfg = match Config::load_profile(&config, profile.as_deref()) {
+            let cfg = match Config::load_profile(&target.config, target.profile.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return bad_config(cmd, &e.to_string()),
             };
@@ -294,12 +286,11 @@ fn main() -> ExitCode {
             finish(cmd, pipeline::demo::run(&opts, sync))
         }
         Command::Runs {
-            config,
-            profile,
+            target,
             limit,
             json,
         } => {
-            let cfg = match Config::load_profile(&config, profile.as_deref()) {
+            let cfg = match Config::load_profile(&target.config, target.profile.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return bad_config(cmd, &e.to_string()),
             };
@@ -326,8 +317,8 @@ fn main() -> ExitCode {
                 Err(e) => failed(cmd, &e.to_string()),
             }
         }
-        Command::Check { config, profile } => {
-            match pipeline::check::run(&config, profile.as_deref()) {
+        Command::Check { target } => {
+            match pipeline::check::run(&target.config, target.profile.as_deref()) {
                 Ok(lines) => {
                     for l in lines {
                         println!("{l}");
