@@ -185,15 +185,7 @@ fn process(
                 }
                 walk(&st, &part, coverage.as_deref().map(|c| &c.seen), None).await
             }
-            Err(_) => {
-                let unread = QueryReport {
-                    label: part.label(),
-                    model: part.model.clone(),
-                    kind: kind_name(part.kind).to_string(),
-                    ..QueryReport::default()
-                };
-                return interrupted(&st, unread);
-            }
+            Err(_) => return interrupted(&st, unread_report(&part)),
         };
         let mut rep = base_report(&part, &w);
         let (total, children, reason) = match &w.end {
@@ -368,11 +360,18 @@ fn finish(st: &RunState, rep: QueryReport) -> Node {
     node
 }
 
-fn base_report(part: &Partition, w: &Walk) -> QueryReport {
+/// The report of a partition before any page of it was read.
+fn unread_report(part: &Partition) -> QueryReport {
     QueryReport {
         label: part.label(),
         model: part.model.clone(),
         kind: kind_name(part.kind).to_string(),
+        ..QueryReport::default()
+    }
+}
+
+fn base_report(part: &Partition, w: &Walk) -> QueryReport {
+    QueryReport {
         total_items: match w.end {
             WalkEnd::OverCap(t) => Some(t),
             _ => w.total,
@@ -381,7 +380,7 @@ fn base_report(part: &Partition, w: &Walk) -> QueryReport {
         unique_ids: w.unique,
         duplicates: w.duplicates,
         pages: w.pages,
-        ..QueryReport::default()
+        ..unread_report(part)
     }
 }
 
