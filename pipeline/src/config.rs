@@ -326,11 +326,13 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        // `[[profiles]]` or `profiles = [...]`: a serve config either way.
         let is_serve = toml::from_str::<toml::Table>(&text)
             .map(|t| t.contains_key("profiles"))
             .unwrap_or(false);
         if !is_serve {
-            let cfg = Config::load(path)?;
+            let cfg = Config::parse_in(&text, base).map_err(invalid)?;
             // Another name would mean another ledger beside the same output
             // folder: two histories publishing over each other's files.
             match profile {
@@ -345,7 +347,7 @@ impl Config {
                 _ => return Ok(cfg),
             }
         }
-        let serve = crate::serve::ServeConfig::load(path)?;
+        let serve = crate::serve::ServeConfig::parse_in(&text, base).map_err(invalid)?;
         let names = || {
             serve
                 .profiles
